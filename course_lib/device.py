@@ -1,0 +1,37 @@
+"""Choosing where tensors live (introduced in notebook 01)."""
+import os
+
+import torch
+
+_KNOWN = ("cpu", "cuda", "mps")
+
+
+def get_device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU.
+
+    The environment variable ``COURSE_DEVICE`` (for example ``cpu`` or ``cuda:1``) overrides the
+    choice, so a notebook can be forced onto the CPU for deterministic output without editing it.
+    """
+    wanted = os.environ.get("COURSE_DEVICE", "").strip()
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in _KNOWN:
+            raise ValueError(
+                f"COURSE_DEVICE={wanted!r} is not a device this course knows; expected one of "
+                f"{', '.join(_KNOWN)} (optionally with an index, e.g. 'cuda:0')"
+            )
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"COURSE_DEVICE={wanted!r} but PyTorch sees no CUDA GPU here")
+        if kind == "mps" and not _mps_available():
+            raise ValueError(f"COURSE_DEVICE={wanted!r} but Apple's MPS backend is not available")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
