@@ -1,0 +1,240 @@
+# %% [markdown]
+# # 02 · Multi-head attention
+#
+# **Goal.** Run several attentions side by side, each with its own learned view of the input,
+# build the `MultiHeadAttention` module, and prove it computes exactly what
+# `torch.nn.MultiheadAttention` computes.
+#
+# **You will build** `MultiHeadAttention(d_model, n_heads)`, kept in `course_lib.attention`.
+#
+# **Builds on** notebook 01's `scaled_dot_product_attention`.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+import course_lib
+from course_lib.attention import scaled_dot_product_attention
+from course_lib.data import load_sentences
+from course_lib.plotting import plot_attention_heads
+
+course_lib.seed_everything(0)
+torch.set_printoptions(precision=4, sci_mode=False)
+
+# %% [markdown]
+# ## 1. The idea
+#
+# One attention produces one weighting of the positions. But a word may need several at once: the
+# subject of its verb, the previous word, the last mention of a name. Multi-head attention projects
+# the input into $h$ smaller query/key/value spaces, attends in each one separately, and mixes the
+# results:
+#
+# $$\mathrm{head}_i = \mathrm{Attention}(X W^Q_i,\; X W^K_i,\; X W^V_i), \qquad
+# \mathrm{MultiHead}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\, W^O$$
+#
+# Each head has width $d_{head} = d_{model} / h$, so all heads together cost the same as one
+# full-width attention. That is why `n_heads` must divide `d_model`.
+
+# %% [markdown]
+# ## 2. Split and merge heads, shapes annotated
+#
+# Instead of $h$ separate small matrices, one `Linear(d_model, d_model)` computes every head's
+# queries at once; a reshape then cuts the last axis into heads.
+
+# %%
+batch, T, d_model, n_heads = 2, 5, 12, 3
+head_dim = d_model // n_heads
+x = torch.randn(batch, T, d_model)  # (batch, T, d_model)
+w_q = nn.Linear(d_model, d_model)
+
+q = w_q(x)  # (batch, T, d_model): all heads' queries side by side
+q = q.view(batch, T, n_heads, head_dim)  # (batch, T, heads, head_dim): cut the last axis
+q = q.transpose(1, 2)  # (batch, heads, T, head_dim): heads become a batch axis
+print("split:", tuple(q.shape))
+
+# %% [markdown]
+# With heads as a batch axis, notebook 01's function attends in every head at once. Merging undoes
+# the split: move heads back next to the features, then glue them together.
+
+# %%
+merged = q.transpose(1, 2).contiguous().view(batch, T, d_model)  # (batch, T, d_model)
+print("merge:", tuple(merged.shape), "  round trip exact:", torch.equal(merged, w_q(x)))
+
+# %% [markdown]
+# `contiguous()` is needed because `transpose` only changes strides; `view` needs the memory laid out
+# in the new order. (Skipping the transpose and calling `view` straight away runs without error and
+# scrambles positions with heads: exercise 3.)
+
+# %% [markdown]
+# ## 3. The module
+#
+# Four linear maps ($W^Q, W^K, W^V, W^O$), the split, notebook 01's attention, the merge.
+# `context` lets the same module do cross-attention (keys and values from another sequence), which
+# an encoder-decoder Transformer needs; a GPT only uses self-attention.
+
+# %%
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        if d_model % n_heads != 0:
+            raise ValueError(f"n_heads={n_heads} does not divide d_model={d_model}")
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.w_q = nn.Linear(d_model, d_model)
+        self.w_k = nn.Linear(d_model, d_model)
+        self.w_v = nn.Linear(d_model, d_model)
+        self.w_o = nn.Linear(d_model, d_model)
+
+    def split_heads(self, t):  # (batch, T, d_model) -> (batch, heads, T, head_dim)
+        return t.view(t.shape[0], t.shape[1], self.n_heads, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, t):  # (batch, heads, T, head_dim) -> (batch, T, d_model)
+        return t.transpose(1, 2).contiguous().view(t.shape[0], t.shape[2], self.d_model)
+
+    def forward(self, x, context=None, mask=None):
+        context = x if context is None else context
+        q = self.split_heads(self.w_q(x))  # (batch, heads, T_q, head_dim)
+        k = self.split_heads(self.w_k(context))  # (batch, heads, T_k, head_dim)
+        v = self.split_heads(self.w_v(context))  # (batch, heads, T_k, head_dim)
+        out, self.attention_weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.w_o(self.merge_heads(out))  # (batch, T_q, d_model)
+
+
+mha = MultiHeadAttention(d_model=12, n_heads=3)
+print(tuple(mha(x).shape), tuple(mha.attention_weights.shape))
+
+# %% [markdown]
+# ## 4. Check against `torch.nn.MultiheadAttention`
+#
+# PyTorch's module stores $W^Q, W^K, W^V$ stacked in one `in_proj_weight` of shape
+# `(3 * d_model, d_model)`. Copy our weights in, run both in float64, compare. PyTorch's
+# `attn_mask` uses the *opposite* convention (True = **not** allowed), so we pass `~mask`.
+
+# %% tags=["nbval-ignore-output"]
+from course_lib.attention import MultiHeadAttention as LibraryMHA
+
+ours = MultiHeadAttention(32, 4).double()
+library = LibraryMHA(32, 4).double()
+library.load_state_dict(ours.state_dict())  # same parameter names
+reference = nn.MultiheadAttention(32, 4, batch_first=True, dtype=torch.float64)
+with torch.no_grad():
+    reference.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+    reference.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+    reference.out_proj.weight.copy_(ours.w_o.weight)
+    reference.out_proj.bias.copy_(ours.w_o.bias)
+
+x = torch.randn(3, 7, 32, dtype=torch.float64)  # (batch, T, d_model)
+mask = torch.ones(7, 7, dtype=torch.bool).tril()  # a causal mask (notebook 04)
+ref_out, ref_weights = reference(x, x, x, attn_mask=~mask, average_attn_weights=False)
+for name, module in [("ours", ours), ("library", library)]:
+    out = module(x, mask=mask)
+    print(f"{name:8s} max |out - PyTorch| = {(out - ref_out).abs().max().item():.1e}   "
+          f"max |weights - PyTorch| = {(module.attention_weights - ref_weights).abs().max().item():.1e}")
+    assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(module.attention_weights, ref_weights, atol=1e-6)
+
+# %% [markdown]
+# The library version adds dropout, `bias=False`, argument checks, and keeps the weights detached on
+# `.attention_weights`. A width that the heads do not divide is refused up front:
+
+# %%
+try:
+    LibraryMHA(d_model=64, n_heads=5)
+except ValueError as error:
+    print("ValueError:", error)
+
+# %% [markdown]
+# ## 5. What the heads look at
+#
+# An untrained module on a sentence: each word gets a random embedding, and each head, with its own
+# random projections, already spreads its attention differently. Training (notebook 07) turns these
+# into useful patterns.
+
+# %%
+words = load_sentences("lang.txt")[0].rstrip(".").split()
+embed = nn.Embedding(len(words), 32)
+with torch.no_grad():
+    tokens = embed(torch.arange(len(words))).unsqueeze(0)  # (1, T, 32)
+    mha4 = LibraryMHA(32, 4).eval()
+    _ = mha4(tokens * 3)  # larger inputs give sharper maps
+fig = plot_attention_heads(mha4.attention_weights, words, title="4 untrained heads, one sentence")
+plt.show()
+print("weights shape (batch, heads, T_q, T_k):", tuple(mha4.attention_weights.shape))
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (implement, 2 points).** Write `split_heads(t, n_heads)`:
+# `(batch, T, d_model) -> (batch, n_heads, T, d_model // n_heads)`, where head `h` holds features
+# `h * head_dim : (h + 1) * head_dim`.
+
+# %% solution="ex02_split_heads"
+def split_heads(t, n_heads):
+    ### BEGIN SOLUTION
+    batch, T, d_model = t.shape
+    return t.view(batch, T, n_heads, d_model // n_heads).transpose(1, 2)
+    ### END SOLUTION
+
+
+# %% tests="ex02_split_heads_tests" points=2
+_t = torch.arange(2 * 3 * 8.0).view(2, 3, 8)
+assert split_heads(_t, 4).shape == (2, 4, 3, 2), f"got {tuple(split_heads(_t, 4).shape)}"
+### BEGIN HIDDEN TESTS
+_s = split_heads(_t, 4)
+for _h in range(4):
+    assert torch.equal(_s[:, _h], _t[..., 2 * _h: 2 * _h + 2]), f"head {_h} holds the wrong features"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (predict, then run; 1 point).** How many trainable parameters does
+# `course_lib.attention.MultiHeadAttention(d_model=64, n_heads=4)` have? Work it out on paper from
+# the four `Linear` layers, set `predicted_parameters`, then check with
+# `sum(p.numel() for p in module.parameters())`. Does the answer depend on `n_heads`?
+
+# %% solution="ex02_predict_parameters"
+### BEGIN SOLUTION
+predicted_parameters = 4 * (64 * 64 + 64)
+### END SOLUTION
+
+# %% tests="ex02_predict_parameters_tests" points=1
+assert isinstance(predicted_parameters, int), "predicted_parameters must be an int"
+### BEGIN HIDDEN TESTS
+assert predicted_parameters == sum(p.numel() for p in LibraryMHA(64, 4).parameters()) == 16640
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (spot the bug, 2 points).** This merge gives the right shape and the wrong numbers.
+# Explain why in a comment, then write `fixed_merge_heads`.
+
+# %%
+def buggy_merge_heads(t):  # (batch, heads, T, head_dim) -> (batch, T, d_model)
+    batch, heads, T, head_dim = t.shape
+    return t.reshape(batch, T, heads * head_dim)
+
+
+# %% solution="ex02_spot_the_bug"
+def fixed_merge_heads(t):
+    ### BEGIN SOLUTION
+    # reshape without transposing reads the heads' blocks in memory order, so "position 1" gets
+    # the second half of head 0's rows: heads and positions are mixed up.
+    batch, heads, T, head_dim = t.shape
+    return t.transpose(1, 2).reshape(batch, T, heads * head_dim)
+    ### END SOLUTION
+
+
+# %% tests="ex02_spot_the_bug_tests" points=2
+_x = torch.randn(2, 5, 12)
+assert fixed_merge_heads(split_heads(_x, 3)).shape == (2, 5, 12)
+### BEGIN HIDDEN TESTS
+assert torch.equal(fixed_merge_heads(_x.view(2, 5, 3, 4).transpose(1, 2)), _x)
+assert torch.equal(fixed_merge_heads(LibraryMHA(12, 3).split_heads(_x)), _x)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Summary
+#
+# - Multi-head attention = $h$ attentions of width $d_{model}/h$ side by side, then one output map.
+# - Split: `view(batch, T, heads, head_dim).transpose(1, 2)`; merge: the reverse, with `contiguous()`.
+# - With the same weights, our module matches `torch.nn.MultiheadAttention` to 1e-6 in float64.
+#
+# **Next: [03 · Sinusoidal position tables](03_sinusoidal_position_tables.ipynb)**: attention
+# ignores word order; position tables put it back.
