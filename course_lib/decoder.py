@@ -1,0 +1,53 @@
+"""The decoder block a GPT repeats (introduced in notebook 05)."""
+from torch import nn
+
+from ._validate import require_positive_int
+from .attention import MultiHeadAttention
+from .masks import causal_mask
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> GELU -> Linear(d_ff, d_model).
+
+    "Position-wise" means the same two layers act on every position separately (the seed's
+    kernel-size-1 convolutions compute exactly this).
+    """
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        require_positive_int("d_ff", d_ff)
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model), nn.Dropout(dropout))
+
+    def forward(self, x):  # (batch, T, d_model) -> (batch, T, d_model)
+        return self.net(x)
+
+
+class DecoderBlock(nn.Module):
+    """Masked multi-head self-attention and a feed-forward network, each in a pre-LN residual branch.
+
+    Introduced in notebook 05::
+
+        x = x + Dropout(Attention(LayerNorm(x), causal & padding mask))
+        x = x + FeedForward(LayerNorm(x))
+
+    ``forward(x, padding_mask=None)``: ``x`` is ``(batch, T, d_model)``. The causal mask is always
+    applied; ``padding_mask`` (``course_lib.masks.padding_mask``, ``(batch, 1, 1, T)``, True = real
+    token) is combined with it by ``&``.
+    """
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, padding_mask=None):
+        T = x.shape[1]
+        mask = causal_mask(T, device=x.device)  # (T, T)
+        if padding_mask is not None:
+            mask = mask & padding_mask  # (batch, 1, T, T)
+        x = x + self.dropout(self.attn(self.ln1(x), mask=mask))  # (batch, T, d_model)
+        x = x + self.ffn(self.ln2(x))  # (batch, T, d_model)
+        return x

@@ -1,0 +1,100 @@
+"""Generating text: greedy, temperature, top-k and top-p sampling (introduced in notebook 08)."""
+import torch
+
+from ._validate import require_positive_int, require_tensor
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus (last axis)."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1): the k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
+        drop_sorted = mass_before >= top_p  # the set already reached p without this token
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _check_sampling_args(temperature, top_k, top_p):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p}")
+
+
+def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
+    """The probabilities ``generate`` samples from, given the last position's ``logits``."""
+    _check_sampling_args(temperature, top_k, top_p)
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+
+
+@torch.no_grad()
+def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+             eos_id=None, generator=None):
+    """Extend ``token_ids`` by up to ``max_new_tokens`` tokens, one at a time.
+
+    ``token_ids`` is ``(seq,)`` or ``(batch, seq)``; the result has the same rank with the new
+    tokens appended. ``temperature=0`` is greedy decoding (argmax); otherwise the next token is
+    drawn from ``softmax(logits / temperature)`` after keeping the ``top_k`` most likely tokens and
+    the smallest set whose probability reaches ``top_p``. A prompt longer than the model's
+    context keeps its last ``context_length`` tokens as context. Generation stops once every row
+    has produced ``eos_id`` (rows that finished early are filled with ``eos_id``). The same
+    ``torch.Generator`` seed gives the same text.
+    """
+    _check_sampling_args(temperature, top_k, top_p)
+    require_tensor("token_ids", token_ids, integer=True)
+    require_positive_int("max_new_tokens", max_new_tokens, allow_zero=True)
+    if token_ids.dim() not in (1, 2) or token_ids.shape[-1] == 0:
+        raise ValueError(f"token_ids must be a non-empty (seq,) or (batch, seq) tensor, got shape {tuple(token_ids.shape)}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    single = token_ids.dim() == 1
+    device = next(model.parameters()).device
+    ids = (token_ids.unsqueeze(0) if single else token_ids).to(device)  # (batch, seq)
+    context_length = model.config.context_length
+    was_training = model.training
+    model.eval()
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    for _ in range(max_new_tokens):
+        logits = model(ids[:, -context_length:])[:, -1, :]  # (batch, vocab): the last position only
+        if temperature == 0:
+            next_ids = logits.argmax(dim=-1)  # (batch,)
+        else:
+            probs = next_token_distribution(logits.float(), temperature, top_k, top_p)
+            if generator is not None and generator.device != probs.device:
+                probs = probs.to(generator.device)  # sample where the generator lives
+            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(device)
+        if eos_id is not None:
+            next_ids = torch.where(finished, torch.full_like(next_ids, eos_id), next_ids)
+            finished |= next_ids == eos_id
+        ids = torch.cat([ids, next_ids.unsqueeze(-1)], dim=-1)  # (batch, seq + 1)
+        if eos_id is not None and bool(finished.all()):
+            break
+    model.train(was_training)
+    return ids[0] if single else ids
+
+
+def generate_text(model, tokenizer, prompt, max_new_tokens=30, temperature=1.0, top_k=None, top_p=None,
+                  generator=None):
+    """Continue the words of ``prompt`` and return the whole text (prompt included).
+
+    The prompt is encoded after ``<sos>``, as the model saw sentences in training; words the
+    tokenizer does not know become ``<unk>`` (see ``tokenizer.unknown_words``). Stops at ``<eos>``.
+    """
+    ids = torch.tensor(tokenizer.encode(prompt, add_sos=True), dtype=torch.long)
+    out = generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   eos_id=tokenizer.eos_id, generator=generator)
+    return tokenizer.decode(out.tolist())

@@ -1,0 +1,111 @@
+"""A word-level tokenizer and language-model batches (introduced in notebook 07)."""
+from collections import Counter
+
+import torch
+
+PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
+SPECIALS = (PAD, SOS, EOS, UNK)
+
+
+class WordTokenizer:
+    """Splits text on whitespace; one id per distinct word, after four special tokens.
+
+    ``<pad>`` = 0 fills short sentences, ``<sos>`` = 1 starts every sentence, ``<eos>`` = 2 ends it,
+    ``<unk>`` = 3 stands for any word not in the vocabulary. Words keep their case and punctuation
+    ("Python" and "Python." are different words), exactly as the seed corpus was tokenized.
+
+    Unknown words: ``encode`` maps them to ``<unk>`` (a model can still run on new text), and
+    ``unknown_words(text)`` names them; ``encode(text, strict=True)`` refuses them instead.
+    """
+
+    def __init__(self, vocab):
+        vocab = list(vocab)
+        if tuple(vocab[:4]) != SPECIALS:
+            raise ValueError(f"a vocabulary must start with the special tokens {SPECIALS}, got {vocab[:4]}")
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("the vocabulary has duplicate entries")
+        self.itos = vocab  # id -> word
+        self.stoi = {word: i for i, word in enumerate(vocab)}  # word -> id
+
+    @classmethod
+    def from_sentences(cls, sentences, min_count=1):
+        """Build the vocabulary from an iterable of sentences, in order of first appearance."""
+        if isinstance(sentences, str):
+            raise TypeError("from_sentences expects a list of sentences; for one text use from_text")
+        counts = Counter(word for sentence in sentences for word in sentence.split())
+        seen = dict.fromkeys(word for sentence in sentences for word in sentence.split())
+        words = [w for w in seen if counts[w] >= min_count and w not in SPECIALS]
+        return cls(list(SPECIALS) + words)
+
+    @classmethod
+    def from_text(cls, text, min_count=1):
+        """Build from a text with one sentence per line."""
+        return cls.from_sentences([line for line in text.splitlines() if line.strip()], min_count)
+
+    pad_id, sos_id, eos_id, unk_id = 0, 1, 2, 3
+
+    def __len__(self):
+        return len(self.itos)
+
+    @property
+    def vocab_size(self):
+        return len(self.itos)
+
+    def unknown_words(self, text):
+        """The words of ``text`` that are not in the vocabulary, in order, without repeats."""
+        return list(dict.fromkeys(w for w in text.split() if w not in self.stoi))
+
+    def encode(self, text, add_sos=False, add_eos=False, strict=False):
+        """Word ids of ``text``; unknown words become ``<unk>`` unless ``strict=True``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        if strict:
+            unknown = self.unknown_words(text)
+            if unknown:
+                raise ValueError(f"words not in the vocabulary: {unknown} (known words include {self.itos[4:9]})")
+        ids = [self.stoi.get(word, self.unk_id) for word in text.split()]
+        return ([self.sos_id] if add_sos else []) + ids + ([self.eos_id] if add_eos else [])
+
+    def decode(self, ids, skip_special=True):
+        """The text of ``ids`` (a list or a 1-D tensor); special tokens are dropped unless asked for."""
+        if isinstance(ids, torch.Tensor):
+            if ids.dim() != 1:
+                raise ValueError(f"decode expects one sequence (1-D), got shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+        words = []
+        for i in ids:
+            if not 0 <= i < len(self.itos):
+                raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self.itos)})")
+            if skip_special and self.itos[i] in (PAD, SOS, EOS):
+                continue
+            words.append(self.itos[i])
+        return " ".join(words)
+
+    def to_dict(self):
+        return {"kind": "word", "itos": list(self.itos)}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data["itos"])
+
+
+def make_batch(tokenizer, sentences):
+    """Inputs and next-token targets for a batch of sentences, right-padded to the longest one.
+
+    For "I love Python ." the rows are::
+
+        inputs : <sos> I    love   Python <pad> ...
+        targets: I     love Python <eos>  <pad> ...
+
+    Returns two LongTensors of shape ``(len(sentences), longest + 1)``.
+    """
+    if isinstance(sentences, str) or not sentences:
+        raise ValueError("make_batch expects a non-empty list of sentences")
+    sequences = [tokenizer.encode(s, add_sos=True, add_eos=True) for s in sentences]
+    width = max(len(s) for s in sequences) - 1
+    inputs = torch.full((len(sequences), width), tokenizer.pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), width), tokenizer.pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        inputs[row, : len(seq) - 1] = torch.tensor(seq[:-1])
+        targets[row, : len(seq) - 1] = torch.tensor(seq[1:])
+    return inputs, targets
