@@ -37,6 +37,25 @@ def test_decoder_block_is_causal_by_perturbation():
         assert torch.all(diff[t:] > 0) or t == 6 and diff[6] > 0
 
 
+def test_decoder_block_matches_pytorch_transformer_layer():
+    torch.manual_seed(0)
+    block = DecoderBlock(32, 4, 64).double().eval()
+    a = block.attn
+    ref = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True, dtype=torch.float64).eval()
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias]))
+        ref.self_attn.out_proj.load_state_dict({"weight": a.w_o.weight, "bias": a.w_o.bias})
+        ref.linear1.load_state_dict(block.ffn.net[0].state_dict())
+        ref.linear2.load_state_dict(block.ffn.net[2].state_dict())
+        ref.norm1.load_state_dict(block.ln1.state_dict())
+        ref.norm2.load_state_dict(block.ln2.state_dict())
+    x = torch.randn(3, 9, 32, dtype=torch.float64)
+    causal = torch.ones(9, 9, dtype=torch.bool).tril()
+    torch.testing.assert_close(block(x), ref(x, src_mask=~causal), atol=1e-10, rtol=0)
+
+
 def test_decoder_block_padding_mask_hides_left_padding():
     torch.manual_seed(0)
     block = DecoderBlock(16, 2, 32).double().eval()
@@ -184,10 +203,11 @@ def test_checkpoint_round_trip(tmp_path, corpus):
 
 
 def test_checkpoint_refuses_other_files(tmp_path):
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ValueError, match="not a course checkpoint"):
-        load_checkpoint(junk)
+    for i, content in enumerate([b"not a checkpoint at all", b"hello", b"", bytes(range(256))]):
+        junk = tmp_path / f"junk{i}.pt"
+        junk.write_bytes(content)
+        with pytest.raises(ValueError, match="not a course checkpoint"):
+            load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(ValueError, match="not a course checkpoint"):
