@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
+from course_lib import checks
 from course_lib.data import load_sentences
 from course_lib.plotting import plot_attention
 
@@ -195,10 +196,10 @@ print(f"'Data' attends to 'data' with weight {word_weights[i, j].item():.3f} (un
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a cell for your answer (between `### BEGIN SOLUTION` and `### END SOLUTION`
-# in the instructor's copy) and a test cell that checks it. Run the test cell: silence means pass.
-# Instructors grade these with nbgrader (see `INSTRUCTORS.md`); hidden tests check more than the
-# visible ones.
+# Each exercise has a cell for your answer and a test cell under it that checks it: run the test
+# cell, and silence means pass; otherwise its message says what is wrong. Nothing else in the
+# notebook depends on the exercises. Instructors grade them with nbgrader (see `INSTRUCTORS.md`),
+# whose hidden tests check more than the visible ones.
 #
 # **Exercise 1 (implement, 2 points).** Write `attention_weights(q, k)` returning
 # $\mathrm{softmax}(q k^\top / \sqrt{d_k})$ for inputs with any number of leading axes.
@@ -217,7 +218,7 @@ assert _w.shape == (3, 5), f"expected shape (3, 5), got {tuple(_w.shape)}"
 assert torch.allclose(_w.sum(-1), torch.ones(3, dtype=torch.float64)), "each row must sum to 1"
 ### BEGIN HIDDEN TESTS
 _q, _k = torch.randn(2, 3, 6, 16, dtype=torch.float64), torch.randn(2, 3, 9, 16, dtype=torch.float64)
-assert torch.allclose(attention_weights(_q, _k), library_version(_q, _k, torch.randn(2, 3, 9, 1, dtype=torch.float64))[1])
+checks.expect_close(attention_weights(_q, _k), library_version(_q, _k, torch.randn(2, 3, 9, 1, dtype=torch.float64))[1], "attention_weights(q, k) with batch and head axes", atol=1e-10)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -232,16 +233,18 @@ assert torch.allclose(attention_weights(_q, _k), library_version(_q, _k, torch.r
 # Set `prediction = "A"` (or B, C, D). Then check yourself in a new cell.
 
 # %% solution="ex01_predict_identical_keys"
+prediction = None  # your answer
 ### BEGIN SOLUTION
 prediction = "B"
 ### END SOLUTION
 
 # %% tests="ex01_predict_identical_keys_tests" points=1
+checks.answered(prediction=prediction)
 assert prediction in {"A", "B", "C", "D"}, 'prediction must be one of "A", "B", "C", "D"'
 ### BEGIN HIDDEN TESTS
 _out, _ = library_version(torch.randn(2, 8), torch.ones(4, 8), torch.arange(8.0).view(4, 2))
 assert torch.allclose(_out, torch.arange(8.0).view(4, 2).mean(0).expand(2, 2))
-assert prediction == "B"
+checks.expect_equal(prediction, "B", "prediction")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -270,7 +273,7 @@ _out, _w = fixed_attention(_q, _k, _v)
 assert torch.allclose(_w.sum(-1), torch.ones(5, dtype=torch.float64)), "weights must sum to 1 over the keys"
 ### BEGIN HIDDEN TESTS
 _q, _k, _v = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 6, 8, dtype=torch.float64), torch.randn(2, 6, 4, dtype=torch.float64)
-assert torch.allclose(fixed_attention(_q, _k, _v)[0], F.scaled_dot_product_attention(_q, _k, _v))
+checks.expect_close(fixed_attention(_q, _k, _v)[0], F.scaled_dot_product_attention(_q, _k, _v), "fixed_attention's output", atol=1e-10)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import course_lib
+from course_lib import checks
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.data import load_sentences
 from course_lib.plotting import plot_attention_heads
@@ -181,7 +182,7 @@ assert split_heads(_t, 4).shape == (2, 4, 3, 2), f"got {tuple(split_heads(_t, 4)
 ### BEGIN HIDDEN TESTS
 _s = split_heads(_t, 4)
 for _h in range(4):
-    assert torch.equal(_s[:, _h], _t[..., 2 * _h: 2 * _h + 2]), f"head {_h} holds the wrong features"
+    checks.expect_close(_s[:, _h], _t[..., 2 * _h: 2 * _h + 2], f"head {_h}", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -191,11 +192,13 @@ for _h in range(4):
 # `sum(p.numel() for p in module.parameters())`. Does the answer depend on `n_heads`?
 
 # %% solution="ex02_predict_parameters"
+predicted_parameters = None  # your answer
 ### BEGIN SOLUTION
 predicted_parameters = 4 * (64 * 64 + 64)
 ### END SOLUTION
 
 # %% tests="ex02_predict_parameters_tests" points=1
+checks.answered(predicted_parameters=predicted_parameters)
 assert isinstance(predicted_parameters, int), "predicted_parameters must be an int"
 ### BEGIN HIDDEN TESTS
 assert predicted_parameters == sum(p.numel() for p in LibraryMHA(64, 4).parameters()) == 16640
@@ -225,7 +228,7 @@ def fixed_merge_heads(t):
 _x = torch.randn(2, 5, 12)
 assert fixed_merge_heads(split_heads(_x, 3)).shape == (2, 5, 12)
 ### BEGIN HIDDEN TESTS
-assert torch.equal(fixed_merge_heads(_x.view(2, 5, 3, 4).transpose(1, 2)), _x)
+checks.expect_close(fixed_merge_heads(_x.view(2, 5, 3, 4).transpose(1, 2)), _x, "merge(split(x))", atol=0)
 assert torch.equal(fixed_merge_heads(LibraryMHA(12, 3).split_heads(_x)), _x)
 ### END HIDDEN TESTS
 

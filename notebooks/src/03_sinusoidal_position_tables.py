@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import course_lib
+from course_lib import checks
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.plotting import plot_attention
 
@@ -184,7 +185,7 @@ assert angular_speeds(8).shape == (4,), f"expected 4 speeds for d_model=8, got {
 assert abs(angular_speeds(8)[0].item() - 1.0) < 1e-12, "the first pair turns at speed 1"
 ### BEGIN HIDDEN TESTS
 _w = angular_speeds(32)
-assert torch.allclose(torch.sin(5 * _w), library_table(6, 32, dtype=torch.float64)[5, 0::2])
+checks.expect_close(torch.sin(5 * _w), library_table(6, 32, dtype=torch.float64)[5, 0::2], "sin(5 * angular_speeds(32))", atol=1e-12)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -192,11 +193,13 @@ assert torch.allclose(torch.sin(5 * _w), library_table(6, 32, dtype=torch.float6
 # `PE[0]` for `d_model = 16`? Set `predicted_row_sum`, then check.
 
 # %% solution="ex03_predict_row0"
+predicted_row_sum = None  # your answer
 ### BEGIN SOLUTION
 predicted_row_sum = 8.0  # sin(0) = 0 in the 8 even columns, cos(0) = 1 in the 8 odd ones
 ### END SOLUTION
 
 # %% tests="ex03_predict_row0_tests" points=1
+checks.answered(predicted_row_sum=predicted_row_sum)
 assert isinstance(predicted_row_sum, (int, float)), "predicted_row_sum must be a number"
 ### BEGIN HIDDEN TESTS
 assert abs(predicted_row_sum - library_table(1, 16).sum().item()) < 1e-6
@@ -234,7 +237,7 @@ def fixed_table(n_positions, d_model):
 # %% tests="ex03_spot_the_bug_tests" points=2
 assert fixed_table(10, 8).shape == (10, 8)
 ### BEGIN HIDDEN TESTS
-assert torch.allclose(fixed_table(50, 16), library_table(50, 16, dtype=torch.float64), atol=1e-12)
+checks.expect_close(fixed_table(50, 16), library_table(50, 16, dtype=torch.float64), "fixed_table(50, 16)", atol=1e-12)
 assert torch.allclose(fixed_table(50, 16)[:-2] @ shift_matrix(2, 16).T, fixed_table(50, 16)[2:], atol=1e-10)
 ### END HIDDEN TESTS
 

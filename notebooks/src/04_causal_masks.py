@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
+from course_lib import checks
 from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
 from course_lib.plotting import plot_attention
 
@@ -189,7 +190,7 @@ assert _m[3].tolist() == [False, False, True, True, False], f"row 3 should see p
 ### BEGIN HIDDEN TESTS
 for _T, _w in [(7, 3), (4, 10), (6, 1)]:
     _expected = torch.tensor([[(s <= t) and (t - s < _w) for s in range(_T)] for t in range(_T)])
-    assert torch.equal(sliding_window_mask(_T, _w), _expected)
+    checks.expect_close(sliding_window_mask(_T, _w), _expected, f"sliding_window_mask({_T}, {_w})", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -197,11 +198,13 @@ for _T, _w in [(7, 3), (4, 10), (6, 1)]:
 # how many of the 36 entries of the weight matrix are exactly zero? Set `predicted_zeros`.
 
 # %% solution="ex04_predict_zeros"
+predicted_zeros = None  # your answer
 ### BEGIN SOLUTION
 predicted_zeros = 15  # the strict upper triangle: 6 * 5 / 2
 ### END SOLUTION
 
 # %% tests="ex04_predict_zeros_tests" points=1
+checks.answered(predicted_zeros=predicted_zeros)
 assert isinstance(predicted_zeros, int), "predicted_zeros must be an int"
 ### BEGIN HIDDEN TESTS
 _, _w = scaled_dot_product_attention(*(torch.randn(6, 8) for _ in range(3)), masks.causal_mask(6))
@@ -235,7 +238,7 @@ def fixed_decoder_mask(token_ids, pad_id):
 _ids = torch.tensor([[4, 5, 6, 0], [7, 8, 0, 0]])
 assert fixed_decoder_mask(_ids, 0).shape == (2, 1, 4, 4)
 ### BEGIN HIDDEN TESTS
-assert torch.equal(fixed_decoder_mask(_ids, 0), masks.causal_mask(4) & masks.padding_mask(_ids, 0))
+checks.expect_close(fixed_decoder_mask(_ids, 0), masks.causal_mask(4) & masks.padding_mask(_ids, 0), "fixed_decoder_mask", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

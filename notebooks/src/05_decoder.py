@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import course_lib
+from course_lib import checks
 from course_lib.attention import MultiHeadAttention
 from course_lib.masks import causal_mask, padding_mask
 from course_lib.plotting import plot_attention_heads
@@ -247,7 +248,7 @@ assert torch.allclose(post_ln_forward(_block, _x).std(-1, unbiased=False), torch
 ### BEGIN HIDDEN TESTS
 _ref = copy_into_pytorch_layer(_block)
 _ref.norm_first = False
-assert torch.allclose(post_ln_forward(_block, _x), _ref(_x, src_mask=~causal_mask(5)), atol=1e-10)
+checks.expect_close(post_ln_forward(_block, _x), _ref(_x, src_mask=~causal_mask(5)), "post_ln_forward vs nn.TransformerEncoderLayer(norm_first=False)", atol=1e-10)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -256,11 +257,13 @@ assert torch.allclose(post_ln_forward(_block, _x), _ref(_x, src_mask=~causal_mas
 # `predicted_block_parameters`, then check with PyTorch. Does `n_heads` matter?
 
 # %% solution="ex05_predict_parameters"
+predicted_block_parameters = None  # your answer
 ### BEGIN SOLUTION
 predicted_block_parameters = 4 * (128 * 128 + 128) + (128 * 512 + 512 + 512 * 128 + 128) + 4 * 128
 ### END SOLUTION
 
 # %% tests="ex05_predict_parameters_tests" points=1
+checks.answered(predicted_block_parameters=predicted_block_parameters)
 assert isinstance(predicted_block_parameters, int), "predicted_block_parameters must be an int"
 ### BEGIN HIDDEN TESTS
 assert predicted_block_parameters == sum(p.numel() for p in LibraryBlock(128, 8, 512).parameters())
@@ -292,7 +295,7 @@ def fixed_forward(block, x):
 _x = torch.randn(1, 6, 16, dtype=torch.float64)
 assert fixed_forward(_block, _x).shape == (1, 6, 16)
 ### BEGIN HIDDEN TESTS
-assert torch.allclose(fixed_forward(_block, _x), _block(_x), atol=1e-12)
+checks.expect_close(fixed_forward(_block, _x), _block(_x), "fixed_forward vs the library block", atol=1e-12)
 _changed = _x.clone()
 _changed[0, 5] += 1
 assert torch.allclose(fixed_forward(_block, _changed)[0, :5], fixed_forward(_block, _x)[0, :5])

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import course_lib
+from course_lib import checks
 from course_lib.decoder import DecoderBlock
 from course_lib.positional import sinusoidal_table
 
@@ -226,7 +227,7 @@ assert isinstance(_n, int), "return an int"
 for _args in [(100, 32, 64, 2, 256, "sinusoidal"), (500, 16, 32, 3, 64, "learned")]:
     _cfg = LibraryConfig(vocab_size=_args[0], context_length=_args[1], d_model=_args[2], n_heads=4,
                          n_layers=_args[3], d_ff=_args[4], positions=_args[5])
-    assert count_gpt_parameters(*_args) == LibraryGPT(_cfg).num_parameters()
+    checks.expect_equal(count_gpt_parameters(*_args), LibraryGPT(_cfg).num_parameters(), f"count_gpt_parameters{_args}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -235,11 +236,13 @@ for _args in [(100, 32, 64, 2, 256, "sinusoidal"), (500, 16, 32, 3, 64, "learned
 # `predicted_initial_loss` to a number (two decimals are plenty).
 
 # %% solution="ex06_predict_loss"
+predicted_initial_loss = None  # your answer
 ### BEGIN SOLUTION
 predicted_initial_loss = math.log(50257)
 ### END SOLUTION
 
 # %% tests="ex06_predict_loss_tests" points=1
+checks.answered(predicted_initial_loss=predicted_initial_loss)
 assert isinstance(predicted_initial_loss, (int, float)), "predicted_initial_loss must be a number"
 ### BEGIN HIDDEN TESTS
 assert abs(predicted_initial_loss - 10.82) < 0.1

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
+from course_lib import checks
 from course_lib.data import load_sentences
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.plotting import plot_attention_heads
@@ -271,7 +272,7 @@ _logits = torch.randn(2, 4, 6, dtype=torch.float64)
 _targets = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 0]])
 assert masked_mean_loss(_logits, _targets, 0).shape == (), "return a single number (a 0-d tensor)"
 ### BEGIN HIDDEN TESTS
-assert torch.allclose(masked_mean_loss(_logits, _targets, 0), F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), ignore_index=0))
+checks.expect_close(masked_mean_loss(_logits, _targets, 0), F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), ignore_index=0), "masked_mean_loss", atol=1e-10)
 _more = torch.cat([_targets, torch.zeros(2, 3, dtype=torch.long)], 1)
 _more_logits = torch.cat([_logits, torch.randn(2, 3, 6, dtype=torch.float64)], 1)
 assert torch.allclose(masked_mean_loss(_more_logits, _more, 0), masked_mean_loss(_logits, _targets, 0))
@@ -283,11 +284,13 @@ assert torch.allclose(masked_mean_loss(_more_logits, _more, 0), masked_mean_loss
 # set `predicted_floor`, then check with `corpus_floor`.
 
 # %% solution="ex07_predict_floor"
+predicted_floor = None  # your answer
 ### BEGIN SOLUTION
 predicted_floor = math.log(2) / 4  # 4 targets per sentence; only "cats"/"dogs" is uncertain (p = 1/2)
 ### END SOLUTION
 
 # %% tests="ex07_predict_floor_tests" points=1
+checks.answered(predicted_floor=predicted_floor)
 assert isinstance(predicted_floor, float), "predicted_floor must be a float"
 ### BEGIN HIDDEN TESTS
 _pair = ["I like cats", "I like dogs"]

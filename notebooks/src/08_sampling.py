@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_lib
+from course_lib import checks
 from course_lib.data import load_sentences
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.tokenizer import WordTokenizer, make_batch
@@ -235,7 +236,7 @@ _z = torch.tensor([1.0, 2.0, 3.0])
 assert torch.allclose(temperature_probs(_z, 1.0).sum(), torch.tensor(1.0)), "probabilities sum to 1"
 ### BEGIN HIDDEN TESTS
 assert torch.equal(temperature_probs(_z, 0), torch.tensor([0.0, 0.0, 1.0]))
-assert torch.allclose(temperature_probs(_z, 0.5), torch.softmax(_z * 2, -1))
+checks.expect_close(temperature_probs(_z, 0.5), torch.softmax(_z * 2, -1), "temperature_probs(z, 0.5)")
 _zz = torch.randn(4, 10)
 assert torch.allclose(temperature_probs(_zz, 2.0), torch.softmax(_zz / 2, -1))
 ### END HIDDEN TESTS
@@ -246,12 +247,15 @@ assert torch.allclose(temperature_probs(_zz, 2.0), torch.softmax(_zz / 2, -1))
 # check with `filter_logits(torch.tensor([0.4, 0.3, 0.2, 0.1]).log(), top_p=...)`.
 
 # %% solution="ex08_predict_top_p"
+kept_at_05 = None  # your answer
+kept_at_07 = None  # your answer
 ### BEGIN SOLUTION
 kept_at_05 = 2
 kept_at_07 = 2
 ### END SOLUTION
 
 # %% tests="ex08_predict_top_p_tests" points=1
+checks.answered(kept_at_05=kept_at_05, kept_at_07=kept_at_07)
 assert isinstance(kept_at_05, int) and isinstance(kept_at_07, int), "answers must be ints"
 ### BEGIN HIDDEN TESTS
 _lp = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64).log()
@@ -285,7 +289,7 @@ assert fixed_top_k(_z, 2).shape == (4,)
 ### BEGIN HIDDEN TESTS
 assert torch.equal(torch.softmax(fixed_top_k(_z, 2), -1) > 0, torch.tensor([True, False, False, True]))
 _zz = torch.randn(5, 20)
-assert torch.equal(fixed_top_k(_zz, 4), filter_logits(_zz, top_k=4))
+checks.expect_close(fixed_top_k(_zz, 4), filter_logits(_zz, top_k=4), "fixed_top_k(z, 4)", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

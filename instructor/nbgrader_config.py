@@ -1,0 +1,32 @@
+"""nbgrader configuration for the GPT-from-scratch course. Run nbgrader from this folder.
+
+See INSTRUCTORS.md at the repository root for the whole workflow.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from grading import HideHiddenTests, SurvivingExecute  # noqa: E402
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+
+c.CourseDirectory.course_id = "gpt-from-scratch"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+
+# Every notebook cell finishes in seconds on a laptop CPU; a cell still running after this many
+# seconds (an infinite loop) is interrupted, marked as an error, and grading goes on.
+c.Execute.timeout = 60
+
+# nbgrader's own pipeline, with the executor that survives a dead kernel.
+c.Autograde.autograde_preprocessors = [
+    SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+]
+
+# Feedback shows the student's work and scores, never the hidden tests.
+c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

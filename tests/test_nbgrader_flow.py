@@ -1,0 +1,162 @@
+"""The instructor's nbgrader flow, end to end, on generated submissions (INSTRUCTORS.md, step by step).
+
+Release every notebook, then grade a class of made-up students: the solutions, the untouched
+release, and the submissions that break naive autograders (an infinite loop, a kernel that dies,
+a syntax error, a test cell edited to `assert True`, a deleted test cell, a wrong answer).
+"""
+import copy
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _requirements import require
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.nbgrader
+FIRST = "01_scaled_dot_product_attention"
+
+
+def nbgrader(course, *args, timeout=900):
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def cell(nb, grade_id):
+    return next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def graded_cells(nb):
+    return [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    require(module="nbgrader", why='the instructor extra: pip install -e ".[instructor]"')
+    course = tmp_path_factory.mktemp("course")
+    for name in ("nbgrader_config.py", "grading.py", "prepare_source.py"):
+        shutil.copy(ROOT / "instructor" / name, course / name)
+    sys.path.insert(0, str(ROOT / "instructor"))
+    try:
+        from prepare_source import prepare
+    finally:
+        sys.path.pop(0)
+    assignments = prepare(course_dir=course)
+    assert len(assignments) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    for assignment in assignments:
+        nbgrader(course, "generate_assignment", assignment, "--force")
+
+    def submit(student, assignment, nb):
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
+
+    def load(step, assignment):
+        return json.loads((course / step / assignment / f"{assignment}.ipynb").read_text())
+
+    for assignment in assignments:
+        submit("solution", assignment, load("source", assignment))
+        submit("untouched", assignment, load("release", assignment))
+    solution, release = load("source", FIRST), load("release", FIRST)
+
+    loops = copy.deepcopy(solution)
+    cell(loops, "ex01_attention_weights")["source"] = "def attention_weights(q, k):\n    while True:\n        pass\n\nattention_weights(1, 2)\n"
+    submit("loops", FIRST, loops)
+    killer = copy.deepcopy(solution)
+    cell(killer, "ex01_spot_the_bug")["source"] = "import os\nos._exit(1)\n"
+    submit("killer", FIRST, killer)
+    syntax = copy.deepcopy(solution)
+    cell(syntax, "ex01_attention_weights")["source"] = "def attention_weights(q, k)\n    return q\n"
+    submit("syntax", FIRST, syntax)
+    cheater = copy.deepcopy(release)
+    for test_cell in graded_cells(cheater):
+        test_cell["source"] = "assert True\n"
+    submit("cheater", FIRST, cheater)
+    deleter = copy.deepcopy(solution)
+    deleter["cells"] = [c for c in deleter["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != "ex01_spot_the_bug_tests"]
+    submit("deleter", FIRST, deleter)
+    wrong = copy.deepcopy(solution)
+    cell(wrong, "ex01_predict_identical_keys")["source"] = "prediction = 'A'\n"
+    submit("wrong", FIRST, wrong)
+
+    for assignment in assignments:
+        nbgrader(course, "autograde", assignment, "--create", "--force", "--Execute.timeout=20")
+        nbgrader(course, "generate_feedback", assignment, "--force")
+    nbgrader(course, "export", "--to", "grades.csv")
+    with open(course / "grades.csv", newline="") as f:
+        grades = {(row["student_id"], row["assignment"]): row for row in csv.DictReader(f)}
+    return course, assignments, grades
+
+
+def score(grades, student, assignment=FIRST):
+    row = grades[(student, assignment)]
+    return float(row["score"]), float(row["max_score"])
+
+
+def test_solutions_get_full_marks_everywhere(course):
+    _, assignments, grades = course
+    for assignment in assignments:
+        got, top = score(grades, "solution", assignment)
+        assert top >= 5 and got == top, f"{assignment}: solution scored {got}/{top}"
+
+
+def test_untouched_release_gets_no_exercise_points(course):
+    _, assignments, grades = course
+    for assignment in assignments:
+        assert score(grades, "untouched", assignment)[0] == 0, assignment
+
+
+def test_untouched_release_fails_only_with_not_implemented(course):
+    course_dir, assignments, _ = course
+    for assignment in assignments:
+        nb = json.loads((course_dir / "autograded" / "untouched" / assignment / f"{assignment}.ipynb").read_text())
+        errors = [o["ename"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+        assert errors and set(errors) == {"NotImplementedError"}, f"{assignment}: {sorted(set(errors))}"
+
+
+def test_infinite_loop_is_stopped_and_the_rest_is_graded(course):
+    assert score(course[2], "loops") == (3.0, 5.0)  # exercise 1 (2 points) lost, 2 and 3 kept
+
+
+def test_dead_kernel_keeps_earlier_points(course):
+    assert score(course[2], "killer") == (3.0, 5.0)  # died in exercise 3's cell: 1 and 2 kept
+
+
+def test_syntax_error_costs_only_its_exercise(course):
+    assert score(course[2], "syntax") == (3.0, 5.0)
+
+
+def test_edited_test_cells_are_restored(course):
+    assert score(course[2], "cheater")[0] == 0
+
+
+def test_deleted_test_cell_earns_nothing(course):
+    assert score(course[2], "deleter") == (3.0, 5.0)  # the deleted test's 2 points are not given
+
+
+def test_wrong_prediction_loses_its_point(course):
+    assert score(course[2], "wrong") == (4.0, 5.0)
+
+
+def test_every_student_has_a_grade(course):
+    grades = course[2]
+    for student in ("solution", "untouched", "loops", "killer", "syntax", "cheater", "deleter", "wrong"):
+        assert (student, FIRST) in grades and grades[(student, FIRST)]["score"] != ""
+
+
+def test_feedback_never_shows_hidden_tests(course):
+    course_dir, assignments, _ = course
+    for student in ("solution", "untouched", "wrong", "killer"):
+        for html in (course_dir / "feedback" / student).glob("*/*.html"):
+            text = html.read_text()
+            assert "BEGIN HIDDEN TESTS" not in text, html
+            assert "library_version(_q, _k, torch.randn(2, 3, 9" not in text, html  # a hidden line of 01
+            assert "expect_equal(prediction" not in text, html
+    wrong = (course_dir / "feedback" / "wrong" / FIRST / f"{FIRST}.html").read_text()
+    assert "a hidden test failed" in wrong
