@@ -164,6 +164,10 @@ print("weights shape (batch, heads, T_q, T_k):", tuple(mha4.attention_weights.sh
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `split_heads(t, n_heads)`:
 # `(batch, T, d_model) -> (batch, n_heads, T, d_model // n_heads)`, where head `h` holds features
 # `h * head_dim : (h + 1) * head_dim`.

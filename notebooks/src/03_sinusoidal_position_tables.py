@@ -170,6 +170,10 @@ print("sinusoidal table for 1000 positions:", tuple(library_table(1000, 32).shap
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `angular_speeds(d_model)`, the vector of
 # $\omega_i = 1/10000^{2i/d_{model}}$ for $i = 0, \dots, d_{model}/2 - 1$ (float64).
 

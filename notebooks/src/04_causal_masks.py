@@ -171,6 +171,10 @@ print("with padding mask,    same as unpadded:", torch.allclose(right[:, 2:], al
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `sliding_window_mask(seq_len, window)`: causal, and
 # query $t$ may only see the last `window` positions $t-\text{window}+1, \dots, t$ (used by
 # long-context models such as Mistral).

@@ -226,6 +226,10 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `post_ln_forward(block, x)`: the **post-LN** version of
 # the block, using `block`'s own layers: $x \leftarrow \mathrm{LN}_1(x + A(x))$, then
 # $x \leftarrow \mathrm{LN}_2(x + \mathrm{FFN}(x))$, with the causal mask.

@@ -206,6 +206,10 @@ except ValueError as error:
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `count_gpt_parameters(vocab_size, context_length,
 # d_model, n_layers, d_ff, positions)` by formula for the library's GPT with tied weights: token
 # embedding, learned position table if `positions == "learned"` (sinusoidal has none), `n_layers`

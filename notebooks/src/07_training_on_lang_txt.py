@@ -254,6 +254,10 @@ except ValueError as error:
 # %% [markdown]
 # ## Exercises
 #
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
+#
 # **Exercise 1 (implement, 2 points).** Write `masked_mean_loss(logits, targets, pad_id)`: the mean
 # cross-entropy over the targets that are not `pad_id`, for `logits` `(batch, T, vocab)` and
 # `targets` `(batch, T)`, **without** using `ignore_index` (select or weight the positions yourself).

@@ -164,6 +164,7 @@ explorer.temperature.value = 0.0
 greedy_view = explorer.text.value
 explorer.temperature.value = 3.0
 assert explorer.text.value != greedy_view
+explorer.temperature.value = 1.0  # back to the default for you to play with above
 print("greedy view shows:", greedy_view.split("<li>")[1].split("</li>")[0])
 
 # %% [markdown]
@@ -217,6 +218,10 @@ for bad in (dict(temperature=-1.0), dict(top_k=0), dict(top_p=1.5)):
 
 # %% [markdown]
 # ## Exercises
+#
+# Each test cell checks the exercise just above it, and nothing else in the notebook uses the
+# exercises: skip one and the rest still runs. Silence means pass; otherwise the message says what
+# is wrong.
 #
 # **Exercise 1 (implement, 2 points).** Write `temperature_probs(logits, T)`: the probabilities
 # $\mathrm{softmax}(z/T)$ over the last axis for $T > 0$, and a one-hot vector on the argmax for
