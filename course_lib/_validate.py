@@ -1,4 +1,6 @@
 """Argument checks shared by the course's modules: clear errors instead of broadcast errors deep inside."""
+from itertools import zip_longest
+
 import torch
 
 
@@ -25,3 +27,18 @@ def require_positive_int(name, value, allow_zero=False):
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value}")
+
+
+def broadcast_shape(*shapes):
+    """The shape ``shapes`` broadcast to, or None when they do not broadcast together.
+
+    Plain Python: ``torch.broadcast_shapes`` goes through a slow reference implementation, and this
+    check runs in every attention call, for every generated token.
+    """
+    result = []
+    for dims in zip_longest(*(reversed(tuple(s)) for s in shapes), fillvalue=1):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            return None
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(result))

@@ -4,7 +4,7 @@ import math
 import torch
 from torch import nn
 
-from ._validate import require_positive_int, require_tensor
+from ._validate import broadcast_shape, require_positive_int, require_tensor
 
 
 def scaled_dot_product_attention(q, k, v, mask=None):
@@ -34,13 +34,11 @@ def scaled_dot_product_attention(q, k, v, mask=None):
             f"k and v must have the same number of positions T_k: k has shape {tuple(k.shape)}, "
             f"v has shape {tuple(v.shape)} (expected v to be (..., {k.shape[-2]}, d_v))"
         )
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
+    if broadcast_shape(q.shape[:-2], k.shape[:-2], v.shape[:-2]) is None:
         raise ValueError(
             f"the leading (batch/head) dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
             f"v {tuple(v.shape)} do not broadcast together"
-        ) from None
+        )
 
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
@@ -71,11 +69,7 @@ def _check_mask(mask, scores_shape):
             f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}; "
             "convert with mask.bool() after checking which value means 'attend'"
         )
-    try:
-        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != scores_shape:
+    if broadcast_shape(mask.shape, scores_shape) != tuple(scores_shape):
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not broadcast to the attention scores' shape "
             f"{tuple(scores_shape)} (..., T_q, T_k)"
@@ -92,6 +86,10 @@ class MultiHeadAttention(nn.Module):
     from ``context`` ``(batch, T_k, d_model)``: cross-attention. ``mask`` is boolean, broadcastable
     to ``(batch, heads, T_q, T_k)``, True = may attend. After each call the attention weights,
     ``(batch, heads, T_q, T_k)``, are kept (detached) on ``.attention_weights`` for plotting.
+
+    ``cache`` (a ``course_lib.kv_cache.KVCache``, with ``layer`` its index) makes self-attention
+    incremental (notebook 11): this call's keys and values are appended to the cached ones and the
+    queries attend over all of them.
     """
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
@@ -125,8 +123,10 @@ class MultiHeadAttention(nn.Module):
         batch, _, T, _ = x.shape
         return x.transpose(1, 2).contiguous().view(batch, T, self.d_model)
 
-    def forward(self, x, context=None, mask=None):
+    def forward(self, x, context=None, mask=None, cache=None, layer=0):
         self._check_input("x", x)
+        if cache is not None and context is not None:
+            raise ValueError("a KV cache is for self-attention: pass context=None with cache")
         if context is None:
             context = x
         else:
@@ -139,6 +139,8 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.w_q(x))  # (batch, heads, T_q, head_dim)
         k = self.split_heads(self.w_k(context))  # (batch, heads, T_k, head_dim)
         v = self.split_heads(self.w_v(context))  # (batch, heads, T_k, head_dim)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (batch, heads, past + T_k, head_dim)
         out, weights = scaled_dot_product_attention(q, k, v, mask)  # (batch, heads, T_q, head_dim)
         if self.training and self.dropout.p > 0:
             # Dropout on the weights: recompute the weighted sum with some links cut.

@@ -32,7 +32,8 @@ class DecoderBlock(nn.Module):
 
     ``forward(x, padding_mask=None)``: ``x`` is ``(batch, T, d_model)``. The causal mask is always
     applied; ``padding_mask`` (``course_lib.masks.padding_mask``, ``(batch, 1, 1, T)``, True = real
-    token) is combined with it by ``&``.
+    token) is combined with it by ``&``. With ``cache`` (notebook 11) the positions of ``x`` follow
+    the cached ones, and the block's keys and values are appended to the cache's layer ``layer``.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0):
@@ -43,11 +44,17 @@ class DecoderBlock(nn.Module):
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, padding_mask=None):
+    def forward(self, x, padding_mask=None, cache=None, layer=0):
         T = x.shape[1]
-        mask = causal_mask(T, device=x.device)  # (T, T)
+        past = cache.cached(layer) if cache is not None else 0
+        if padding_mask is not None and cache is not None:
+            raise ValueError("padding_mask is not supported together with a KV cache")
+        if T == 1 and padding_mask is None:
+            mask = None  # one new query may see every position before it: nothing to hide
+        else:
+            mask = causal_mask(T, device=x.device, past=past)  # (T, past + T)
         if padding_mask is not None:
             mask = mask & padding_mask  # (batch, 1, T, T)
-        x = x + self.dropout(self.attn(self.ln1(x), mask=mask))  # (batch, T, d_model)
+        x = x + self.dropout(self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer))  # (batch, T, d_model)
         x = x + self.ffn(self.ln2(x))  # (batch, T, d_model)
         return x

@@ -45,6 +45,9 @@ class GPT(nn.Module):
     Introduced in notebook 06. ``forward(token_ids)`` returns logits ``(batch, seq, vocab)``;
     ``forward(token_ids, targets, pad_id=...)`` returns ``(logits, loss)`` where the loss is the
     mean next-token cross-entropy over the targets that are not padding.
+
+    ``forward(token_ids, cache=KVCache(n_layers))`` (notebook 11) treats ``token_ids`` as the
+    continuation of the positions already in the cache and appends their keys and values to it.
     """
 
     def __init__(self, config: GPTConfig):
@@ -75,31 +78,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, token_ids, targets=None, pad_id=None):
+    def forward(self, token_ids, targets=None, pad_id=None, cache=None):
         c = self.config
         require_tensor("token_ids", token_ids, dim=2, integer=True)
         batch, T = token_ids.shape
-        if T > c.context_length:
+        past = len(cache) if cache is not None else 0
+        if past + T > c.context_length:
+            cached = f"{past} cached + " if past else ""
             raise ValueError(
-                f"token_ids has {T} positions but the model's context_length is {c.context_length}; "
+                f"token_ids has {cached}{T} positions but the model's context_length is {c.context_length}; "
                 f"pass at most the last {c.context_length} tokens (generate() crops for you)"
             )
         if T == 0:
             raise ValueError("token_ids is empty: give at least one token, e.g. the <sos> id")
-        if token_ids.numel() and (token_ids.min() < 0 or token_ids.max() >= c.vocab_size):
+        low, high = (int(v) for v in torch.aminmax(token_ids))  # one pass, one sync
+        if low < 0 or high >= c.vocab_size:
             raise ValueError(
-                f"token ids must lie in [0, {c.vocab_size}) (vocab_size), got values from "
-                f"{token_ids.min().item()} to {token_ids.max().item()}"
+                f"token ids must lie in [0, {c.vocab_size}) (vocab_size), got values from {low} to {high}"
             )
-        positions = torch.arange(T, device=token_ids.device)  # 0..T-1 along the SEQUENCE, whatever the batch size
+        positions = torch.arange(past, past + T, device=token_ids.device)  # along the SEQUENCE, whatever the batch size
         if c.positions == "learned":
             pos = self.position_embedding(positions)  # (T, d_model)
         else:
-            pos = self.position_table[:T]  # (T, d_model)
+            pos = self.position_table[past:past + T]  # (T, d_model)
         x = self.dropout(self.token_embedding(token_ids) + pos)  # (batch, T, d_model)
         mask = padding_mask(token_ids, pad_id) if pad_id is not None else None  # (batch, 1, 1, T)
-        for block in self.blocks:
-            x = block(x, padding_mask=mask)  # (batch, T, d_model)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, padding_mask=mask, cache=cache, layer=layer)  # (batch, T, d_model)
         logits = self.lm_head(self.ln_f(x))  # (batch, T, vocab_size)
         if targets is None:
             return logits

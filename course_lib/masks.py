@@ -4,13 +4,17 @@ import torch
 from ._validate import require_positive_int, require_tensor
 
 
-def causal_mask(seq_len, device=None):
+def causal_mask(seq_len, device=None, past=0):
     """Boolean ``(seq_len, seq_len)``: True on and below the diagonal.
 
     Row ``t`` (a query) may attend to columns ``0..t`` (keys at or before it), never to the future.
+    With ``past > 0`` (generation with a KV cache, notebook 11) the queries come after ``past``
+    cached positions: the mask is ``(seq_len, past + seq_len)`` and query ``t`` sees keys
+    ``0..past + t``.
     """
     require_positive_int("seq_len", seq_len, allow_zero=True)
-    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+    require_positive_int("past", past, allow_zero=True)
+    return torch.ones(seq_len, past + seq_len, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
 def padding_mask(token_ids, pad_id):

@@ -2,6 +2,7 @@
 import torch
 
 from ._validate import require_positive_int, require_tensor
+from .kv_cache import KVCache
 
 
 def filter_logits(logits, top_k=None, top_p=None):
@@ -43,7 +44,7 @@ def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
 
 @torch.no_grad()
 def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-             eos_id=None, generator=None):
+             eos_id=None, generator=None, use_cache=True):
     """Extend ``token_ids`` by up to ``max_new_tokens`` tokens, one at a time.
 
     ``token_ids`` is ``(seq,)`` or ``(batch, seq)``; the result has the same rank with the new
@@ -53,6 +54,11 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
     context keeps its last ``context_length`` tokens as context. Generation stops once every row
     has produced ``eos_id`` (rows that finished early are filled with ``eos_id``). The same
     ``torch.Generator`` seed gives the same text.
+
+    ``use_cache=True`` (notebook 11) keeps every layer's keys and values in a ``KVCache``, so each
+    step feeds the model one new token instead of the whole context; the tokens are the same as
+    with ``use_cache=False``. Once the context window is full, positions shift at every step and the
+    cache is rebuilt from the last ``context_length`` tokens, which is the uncached computation.
     """
     _check_sampling_args(temperature, top_k, top_p)
     require_tensor("token_ids", token_ids, integer=True)
@@ -68,8 +74,14 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
     was_training = model.training
     model.eval()
     finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
-    for _ in range(max_new_tokens):
-        logits = model(ids[:, -context_length:])[:, -1, :]  # (batch, vocab): the last position only
+    n_layers = len(model.blocks)
+
+    def logits_from_window():  # the last position's logits, from (at most) the last context_length tokens
+        cache = KVCache(n_layers) if use_cache else None
+        return model(ids[:, -context_length:], cache=cache)[:, -1, :], cache
+
+    logits, cache = logits_from_window() if max_new_tokens else (None, None)  # (batch, vocab)
+    for step in range(max_new_tokens):
         if temperature == 0:
             next_ids = logits.argmax(dim=-1)  # (batch,)
         else:
@@ -81,8 +93,12 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
             next_ids = torch.where(finished, torch.full_like(next_ids, eos_id), next_ids)
             finished |= next_ids == eos_id
         ids = torch.cat([ids, next_ids.unsqueeze(-1)], dim=-1)  # (batch, seq + 1)
-        if eos_id is not None and bool(finished.all()):
+        if (eos_id is not None and bool(finished.all())) or step == max_new_tokens - 1:
             break
+        if use_cache and len(cache) < context_length:
+            logits = model(next_ids.unsqueeze(-1), cache=cache)[:, -1, :]  # one new token, cached past
+        else:
+            logits, cache = logits_from_window()  # no cache, or a full window: positions shift
     model.train(was_training)
     return ids[0] if single else ids
 

@@ -73,7 +73,9 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
     stops as soon as that loss is at most ``stop_at``.
 
     Returns a history dict: ``step``, ``loss`` (each step's batch loss), ``eval_step``,
-    ``eval_loss``, and ``seconds`` (training time, evaluation excluded).
+    ``eval_loss``, ``seconds`` (training time, evaluation excluded) and ``interrupted`` (True when
+    Ctrl-C or the notebook's stop button ended training early; the model keeps what it learned).
+    The model is left in eval mode.
     """
     inputs, targets = _check_data(data)
     require_positive_int("steps", steps, allow_zero=True)
@@ -93,36 +95,43 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
     bar = _progress(steps) if progress else None
     model.train()
     elapsed = 0.0
-    for step in range(1, steps + 1):
-        started = time.perf_counter()
-        if batch_size is None or batch_size >= len(inputs):
-            x, y = inputs, targets
-        else:
-            rows = torch.randperm(len(inputs), generator=generator)[:batch_size].to(device)
-            x, y = inputs[rows], targets[rows]
-        _, loss = model(x, y, pad_id=pad_id)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
-        loss_value = loss.item()  # also waits for the GPU, so the timing is honest
-        elapsed += time.perf_counter() - started
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the loss became {loss_value} at step {step}; lower lr (now {lr})")
-        history["step"].append(step)
-        history["loss"].append(loss_value)
+    history["interrupted"] = False
+    try:
+        for step in range(1, steps + 1):
+            started = time.perf_counter()
+            if batch_size is None or batch_size >= len(inputs):
+                x, y = inputs, targets
+            else:
+                rows = torch.randperm(len(inputs), generator=generator)[:batch_size].to(device)
+                x, y = inputs[rows], targets[rows]
+            _, loss = model(x, y, pad_id=pad_id)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            optimizer.step()
+            loss_value = loss.item()  # also waits for the GPU, so the timing is honest
+            elapsed += time.perf_counter() - started
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"the loss became {loss_value} at step {step}; lower lr (now {lr})")
+            history["step"].append(step)
+            history["loss"].append(loss_value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+            if eval_every and (step % eval_every == 0 or step == steps):
+                corpus_loss = evaluate(model, (inputs, targets), pad_id)
+                history["eval_step"].append(step)
+                history["eval_loss"].append(corpus_loss)
+                if stop_at is not None and corpus_loss <= stop_at:
+                    break
+    except KeyboardInterrupt:
+        # Stopping early (Ctrl-C, or the notebook's stop button) keeps the model as trained so far.
+        history["interrupted"] = True
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-        if eval_every and (step % eval_every == 0 or step == steps):
-            corpus_loss = evaluate(model, (inputs, targets), pad_id)
-            history["eval_step"].append(step)
-            history["eval_loss"].append(corpus_loss)
-            if stop_at is not None and corpus_loss <= stop_at:
-                break
-    if bar is not None:
-        bar.close()
+            bar.close()
+        model.eval()
     history["seconds"] = elapsed
     return history
 

@@ -1,0 +1,178 @@
+"""Train and sample from a terminal, with the notebooks' defaults.
+
+    python -m course_lib train --data data/lang.txt --out runs/lang.pt
+    python -m course_lib sample --checkpoint runs/lang.pt --prompt "Python" --temperature 0.8 --top-k 10
+
+Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one line on stderr
+and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .gpt import GPT, GPTConfig
+from .tokenizer import WordTokenizer, make_batch
+from .training import DEFAULT_LR, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
+
+PROG = "python -m course_lib"
+DEFAULTS = GPTConfig(vocab_size=1)
+
+
+class CourseError(Exception):
+    """A problem with the user's input: printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CourseError(f"{message} (see {self.prog} --help)")
+
+
+def _number(kind, low=None, high=None, low_open=False, allow_none=False):
+    def parse(text):
+        if allow_none and text.lower() == "none":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+    return parse
+
+
+def build_parser():
+    parser = _Parser(prog=PROG, description="Train the course's GPT on a text file and sample from it.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = commands.add_parser("train", help="train a GPT on a text file, one sentence per line",
+                            description="Train the course's GPT (notebook 07's defaults) on a UTF-8 text with one "
+                                        "sentence per line; save a checkpoint. Ctrl-C stops early and still saves.")
+    t.add_argument("--data", required=True, type=Path, help="UTF-8 text file, one sentence per line (e.g. data/lang.txt)")
+    t.add_argument("--out", required=True, type=Path, help="where to write the checkpoint (e.g. runs/lang.pt)")
+    t.add_argument("--steps", type=_number(int, 1), default=300, help="optimisation steps (default: 300)")
+    t.add_argument("--lr", type=_number(float, 0, low_open=True), default=DEFAULT_LR, help=f"AdamW learning rate (default: {DEFAULT_LR})")
+    t.add_argument("--batch-size", type=_number(int, 1, allow_none=True), default=None,
+                   help="sentences per step (default: all of them)")
+    t.add_argument("--context-length", type=_number(int, 1), default=DEFAULTS.context_length,
+                   help=f"longest sequence the model reads, in tokens (default: {DEFAULTS.context_length})")
+    t.add_argument("--d-model", type=_number(int, 1), default=DEFAULTS.d_model, help=f"model width (default: {DEFAULTS.d_model})")
+    t.add_argument("--n-heads", type=_number(int, 1), default=DEFAULTS.n_heads, help=f"attention heads, must divide --d-model (default: {DEFAULTS.n_heads})")
+    t.add_argument("--n-layers", type=_number(int, 1), default=DEFAULTS.n_layers, help=f"decoder blocks (default: {DEFAULTS.n_layers})")
+    t.add_argument("--d-ff", type=_number(int, 1), default=DEFAULTS.d_ff, help=f"feed-forward width (default: {DEFAULTS.d_ff})")
+    t.add_argument("--dropout", type=_number(float, 0, 0.99), default=DEFAULTS.dropout, help=f"dropout (default: {DEFAULTS.dropout})")
+    t.add_argument("--positions", choices=["sinusoidal", "learned"], default=DEFAULTS.positions,
+                   help=f"position embeddings (default: {DEFAULTS.positions})")
+    t.add_argument("--eval-every", type=_number(int, 1), default=50, help="print the corpus loss every N steps (default: 50)")
+    t.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
+    t.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = commands.add_parser("sample", help="generate text from a checkpoint",
+                            description="Continue a prompt with a trained checkpoint.")
+    s.add_argument("--checkpoint", required=True, type=Path, help="a file written by 'train'")
+    s.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
+    s.add_argument("--temperature", type=_number(float, 0), default=1.0, help="0 is greedy (default: 1.0)")
+    s.add_argument("--top-k", type=_number(int, 1, allow_none=True), default=None, help="keep the k most likely tokens (default: all)")
+    s.add_argument("--top-p", type=_number(float, 0, 1, low_open=True, allow_none=True), default=None,
+                   help="keep the smallest set of tokens with probability >= p (default: all)")
+    s.add_argument("--max-new-tokens", type=_number(int, 1), default=30, help="at most this many new tokens (default: 30)")
+    s.add_argument("--num-samples", type=_number(int, 1), default=1, help="how many continuations (default: 1)")
+    s.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
+    s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    return parser
+
+
+def _device(name):
+    from .device import get_device
+
+    if name is None:
+        return get_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CourseError(f"--device {name!r} is not a device (expected cpu, cuda or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CourseError("--device cuda, but PyTorch sees no CUDA GPU here")
+    return device
+
+
+def read_sentences(path):
+    if not path.is_file():
+        raise CourseError(f"--data {path}: no such file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CourseError(f"--data {path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+    sentences = [line.strip() for line in text.splitlines() if line.strip()]
+    if not sentences:
+        raise CourseError(f"--data {path}: the file has no text (one sentence per line expected)")
+    return sentences
+
+
+def cmd_train(args):
+    sentences = read_sentences(args.data)
+    tokenizer = WordTokenizer.from_sentences(sentences)
+    data = make_batch(tokenizer, sentences)
+    if data[0].shape[1] > args.context_length:
+        raise CourseError(f"the longest line has {data[0].shape[1] - 1} words: --context-length must be at least "
+                          f"{data[0].shape[1]} (got {args.context_length})")
+    try:
+        config = GPTConfig(vocab_size=len(tokenizer), context_length=args.context_length, d_model=args.d_model,
+                           n_heads=args.n_heads, n_layers=args.n_layers, d_ff=args.d_ff, dropout=args.dropout,
+                           positions=args.positions)
+    except ValueError as error:
+        raise CourseError(str(error).replace("n_heads", "--n-heads").replace("d_model", "--d-model")) from None
+    device = _device(args.device)
+    torch.manual_seed(args.seed)
+    model = GPT(config).to(device)
+    floor = corpus_floor(tokenizer, sentences)
+    print(f"training on {args.data}: {len(sentences)} sentences, vocabulary {len(tokenizer)}, "
+          f"{model.num_parameters():,} parameters, {device}; floor {floor:.4f} nats/token", flush=True)
+    history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                    pad_id=tokenizer.pad_id, eval_every=args.eval_every, seed=args.seed,
+                    progress=not args.no_progress)
+    for step, loss in zip(history["eval_step"], history["eval_loss"]):
+        print(f"step {step:5d}  corpus loss {loss:.4f}  ({loss / floor:.3f} x floor)")
+    loss = evaluate(model, data, pad_id=tokenizer.pad_id)
+    path = save_checkpoint(args.out, model, tokenizer, steps=len(history["step"]), corpus_loss=loss)
+    done = len(history["step"])
+    if history["interrupted"]:
+        print(f"interrupted at step {done}: corpus loss {loss:.4f}; checkpoint saved to {path}", flush=True)
+        return 130
+    print(f"done: {done} steps in {history['seconds']:.1f} s, corpus loss {loss:.4f} "
+          f"({loss / floor:.3f} x floor); checkpoint saved to {path}")
+    return 0
+
+
+def cmd_sample(args):
+    from .sampling import generate_text
+
+    if not args.checkpoint.is_file():
+        raise CourseError(f"--checkpoint {args.checkpoint}: no such file (train one with: {PROG} train ...)")
+    try:
+        model, tokenizer = load_checkpoint(args.checkpoint, device=_device(args.device))
+    except ValueError as error:
+        raise CourseError(f"--checkpoint {str(error).split(' (')[0]}") from None
+    unknown = tokenizer.unknown_words(args.prompt)
+    if unknown:
+        print(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
+    generator = torch.Generator().manual_seed(args.seed)
+    for _ in range(args.num_samples):
+        print(generate_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
+                            top_k=args.top_k, top_p=args.top_p, generator=generator))
+    return 0
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+        return cmd_train(args) if args.command == "train" else cmd_sample(args)
+    except CourseError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,59 @@
+"""Byte-pair encoding: round trips on arbitrary Unicode, merges on a hand-checked case."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib.bpe import BPETokenizer, merge
+from course_lib.data import data_path
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return BPETokenizer.train(data_path("lang.txt").read_text(encoding="utf-8"), vocab_size=400)
+
+
+def test_merge_is_left_to_right_and_non_overlapping():
+    assert merge([1, 1, 1, 2, 1, 1], (1, 1), 9) == [9, 1, 2, 9]
+
+
+def test_training_on_a_hand_checked_text():
+    bpe = BPETokenizer.train("aaabdaaabac", vocab_size=259)
+    # the classic example: "aa" first, then "aa"+"a"... each merge is the most frequent pair
+    assert bpe.merges[0] == (ord("a"), ord("a"))
+    assert bpe.vocab[256] == b"aa" and len(bpe) == 259
+    assert bpe.decode(bpe.encode("aaabdaaabac")) == "aaabdaaabac"
+    assert len(bpe.encode("aaabdaaabac")) < len("aaabdaaabac")
+
+
+def test_learned_merges_compress_the_training_text(tokenizer):
+    text = data_path("lang.txt").read_text(encoding="utf-8")
+    assert len(tokenizer) == 400
+    assert len(tokenizer.encode(text)) < len(text.encode("utf-8")) / 2  # measured: 1286 bytes -> 531 tokens
+    assert tokenizer.token_strings(tokenizer.encode("Python")) == ["Python"]  # a frequent word becomes one token
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_round_trips_any_unicode_text(tokenizer, text):
+    ids = tokenizer.encode(text)
+    assert all(0 <= i < len(tokenizer) for i in ids)
+    assert tokenizer.decode(ids) == text
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(min_size=1, max_size=200), st.integers(min_value=256, max_value=300))
+def test_trained_on_anything_round_trips_itself(text, vocab_size):
+    bpe = BPETokenizer.train(text, vocab_size)
+    assert bpe.decode(bpe.encode(text)) == text
+    assert len(bpe.encode(text)) <= len(text.encode("utf-8"))
+
+
+def test_bad_arguments(tokenizer):
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 256"):
+        BPETokenizer.train("abc", 100)
+    with pytest.raises(TypeError, match="text must be a str"):
+        BPETokenizer.train(b"abc", 300)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tokenizer.decode([999])
+    with pytest.raises(TypeError, match="encode expects a str"):
+        tokenizer.encode(None)

@@ -1,0 +1,104 @@
+"""python -m course_lib train / sample, end to end, and every error path: one line, non-zero exit."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from course_lib.training import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "course_lib", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "COURSE_DEVICE": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "lang.pt"
+    result = run("train", "--data", "data/lang.txt", "--out", out, "--steps", 150, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "checkpoint saved" in result.stdout and "x floor" in result.stdout
+    return out
+
+
+def test_train_then_sample(checkpoint):
+    model, tokenizer = load_checkpoint(checkpoint)
+    assert model.config.d_model == 64 and len(tokenizer) == 134
+    result = run("sample", "--checkpoint", checkpoint, "--prompt", "Python", "--temperature", 0.8, "--top-k", 10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Python is a popular programming language."
+    greedy = run("sample", "--checkpoint", checkpoint, "--prompt", "I", "--temperature", 0, "--num-samples", 2)
+    lines = greedy.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1] and lines[0].startswith("I ")
+
+
+def test_sample_names_unknown_words(checkpoint):
+    result = run("sample", "--checkpoint", checkpoint, "--prompt", "Python rocks", "--max-new-tokens", 3)
+    assert result.returncode == 0 and "not in the vocabulary, read as <unk>: rocks" in result.stderr
+
+
+def test_help_documents_every_flag():
+    for command, flags in [("train", ["--data", "--out", "--steps", "--lr", "--batch-size", "--context-length", "--d-model",
+                                      "--n-heads", "--n-layers", "--d-ff", "--dropout", "--positions", "--eval-every",
+                                      "--seed", "--device", "--no-progress"]),
+                           ("sample", ["--checkpoint", "--prompt", "--temperature", "--top-k", "--top-p",
+                                       "--max-new-tokens", "--num-samples", "--seed", "--device"])]:
+        result = run(command, "--help")
+        assert result.returncode == 0
+        for flag in flags:
+            assert flag in result.stdout, (command, flag)
+
+
+def one_line_error(result, *words):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_error_paths(tmp_path, checkpoint):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    out = tmp_path / "x.pt"
+    one_line_error(run("train", "--data", tmp_path / "missing.txt", "--out", out), "no such file")
+    one_line_error(run("train", "--data", empty, "--out", out), "has no text")
+    one_line_error(run("train", "--data", latin, "--out", out), "not UTF-8", "0xe9")
+    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--steps", "many"), "--steps", "expected an integer")
+    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--lr", "0"), "--lr", "must be > 0")
+    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--n-heads", 5), "--n-heads=5 does not divide --d-model=64")
+    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--context-length", 8), "--context-length must be at least 16")
+    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--positions", "rotary"), "--positions")
+    one_line_error(run("train", "--out", out), "--data")
+    one_line_error(run("sample", "--checkpoint", tmp_path / "none.pt"), "no such file")
+    one_line_error(run("sample", "--checkpoint", latin), "not a course checkpoint")
+    one_line_error(run("sample", "--checkpoint", checkpoint, "--temperature", "-0.5"), "--temperature", "must be >= 0")
+    one_line_error(run("sample", "--checkpoint", checkpoint, "--top-k", 0), "--top-k", "must be >= 1")
+    one_line_error(run("sample", "--checkpoint", checkpoint, "--top-p", 1.5), "--top-p", "must be <= 1")
+    one_line_error(run("bake"), "invalid choice")
+    assert not out.exists()
+
+
+def test_ctrl_c_saves_the_checkpoint(tmp_path):
+    out = tmp_path / "interrupted.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "course_lib", "train", "--data", "data/lang.txt", "--out", str(out),
+         "--steps", "1000000", "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "COURSE_DEVICE": "cpu"})
+    assert process.stdout.readline().startswith("training on")  # training has begun
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted at step" in stdout and "Traceback" not in stderr
+    model, tokenizer = load_checkpoint(out)
+    assert len(tokenizer) == 134
