@@ -8,11 +8,10 @@ token per step), checks that both produce the same tokens, and prints the speeds
 
     python benchmarks/generation.py
 """
-import platform
-import sys
 import time
 
 import torch
+from _machine import describe
 
 import course_lib
 from course_lib.gpt import GPT, GPTConfig
@@ -22,12 +21,6 @@ CONFIG = dict(vocab_size=1000, context_length=512, d_model=256, n_heads=8, n_lay
 NEW_TOKENS = 256
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def best_time(model, prompt, use_cache, repeats=5):
@@ -57,8 +50,7 @@ def measure(device=None, prompt_length=1):
 
 def main():
     results = [measure(prompt_length=n) for n in (1, 256)]
-    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads, device {results[0]['device']}, "
-          f"torch {torch.__version__}, python {sys.version.split()[0]}")
+    print(describe(results[0]["device"]))
     print(f"model: {CONFIG}; {NEW_TOKENS} new tokens, greedy, best of 5\n")
     print(f"{'prompt':>7s} {'uncached tok/s':>15s} {'KV cache tok/s':>15s} {'speed-up':>9s} {'same tokens':>12s}")
     for r in results:

@@ -9,10 +9,8 @@ measured every few steps and its time is not counted.
     python benchmarks/time_to_floor.py --quick    # the course's configuration only
 """
 import argparse
-import platform
-import sys
 
-import torch
+from _machine import describe
 
 import course_lib
 from course_lib.data import load_sentences
@@ -20,12 +18,6 @@ from course_lib.gpt import GPT, GPTConfig
 from course_lib.tokenizer import WordTokenizer, make_batch
 from course_lib.training import DEFAULT_LR, corpus_floor, train
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 RUNS = {
@@ -44,8 +36,7 @@ def main():
     data = make_batch(tokenizer, sentences)
     floor = corpus_floor(tokenizer, sentences)
     device = course_lib.get_device()
-    print(f"machine: {cpu_name()}, {torch.get_num_threads()} threads, "
-          f"device {device}, torch {torch.__version__}, python {sys.version.split()[0]}")
+    print(describe(device))
     print(f"corpus floor {floor:.4f} nats/token; target 1.02x = {1.02 * floor:.4f}\n")
     print(f"{'configuration':24s} {'params':>10s} {'steps':>6s} {'seconds':>8s} {'loss':>7s} {'x floor':>8s}")
     for name, run in RUNS.items():

@@ -64,7 +64,7 @@ def evaluate(model, data, pad_id=None, batch_size=256):
 
 
 def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_grad=1.0, weight_decay=0.0,
-          eval_every=None, stop_at=None, seed=0, progress=True):
+          eval_every=None, stop_at=None, seed=0, progress=True, val_data=None, restore_best=False):
     """Train ``model`` on ``data = (inputs, targets)`` with AdamW for ``steps`` steps.
 
     Each step draws ``batch_size`` rows (all rows when None) with a generator seeded by ``seed``.
@@ -72,10 +72,15 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
     ``eval_every`` steps the loss over all of ``data`` is measured; with ``stop_at`` set, training
     stops as soon as that loss is at most ``stop_at``.
 
+    With ``val_data`` (held-out ``(inputs, targets)``, notebook 10) the loss on it is measured at
+    the same steps, and ``restore_best=True`` puts back the weights of the step with the lowest
+    validation loss at the end (early stopping).
+
     Returns a history dict: ``step``, ``loss`` (each step's batch loss), ``eval_step``,
-    ``eval_loss``, ``seconds`` (training time, evaluation excluded) and ``interrupted`` (True when
-    Ctrl-C or the notebook's stop button ended training early; the model keeps what it learned).
-    The model is left in eval mode.
+    ``eval_loss``, ``val_loss`` (empty without ``val_data``), ``best_step`` (with ``val_data``),
+    ``seconds`` (training time, evaluation excluded) and ``interrupted`` (True when Ctrl-C or the
+    notebook's stop button ended training early; the model keeps what it learned). The model is
+    left in eval mode.
     """
     inputs, targets = _check_data(data)
     require_positive_int("steps", steps, allow_zero=True)
@@ -85,13 +90,18 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
         require_positive_int("batch_size", batch_size)
     if eval_every is not None:
         require_positive_int("eval_every", eval_every)
-    if stop_at is not None and eval_every is None:
+    if (stop_at is not None or val_data is not None) and eval_every is None:
         eval_every = 10
+    if restore_best and val_data is None:
+        raise ValueError("restore_best=True needs val_data: the best step is the one with the lowest validation loss")
+    if val_data is not None:
+        _check_data(val_data)
     device = next(model.parameters()).device
     inputs, targets = inputs.to(device), targets.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    history = {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "seconds": 0.0}
+    history = {"step": [], "loss": [], "eval_step": [], "eval_loss": [], "val_loss": [], "seconds": 0.0}
+    best_val, best_state = math.inf, None
     bar = _progress(steps) if progress else None
     model.train()
     elapsed = 0.0
@@ -123,6 +133,13 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
                 corpus_loss = evaluate(model, (inputs, targets), pad_id)
                 history["eval_step"].append(step)
                 history["eval_loss"].append(corpus_loss)
+                if val_data is not None:
+                    val_loss = evaluate(model, val_data, pad_id)
+                    history["val_loss"].append(val_loss)
+                    if val_loss < best_val:
+                        best_val, history["best_step"] = val_loss, step
+                        if restore_best:
+                            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if stop_at is not None and corpus_loss <= stop_at:
                     break
     except KeyboardInterrupt:
@@ -132,8 +149,15 @@ def train(model, data, steps, lr=DEFAULT_LR, batch_size=None, pad_id=None, clip_
         if bar is not None:
             bar.close()
         model.eval()
+    if best_state is not None:
+        model.load_state_dict(best_state)  # early stopping: the weights of the best validation step
     history["seconds"] = elapsed
     return history
+
+
+def perplexity(model, data, pad_id=None):
+    """exp(mean next-token loss): the number of equally likely choices the model is as unsure as (notebook 10)."""
+    return math.exp(evaluate(model, data, pad_id))
 
 
 def _progress(total):

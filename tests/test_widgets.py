@@ -1,5 +1,4 @@
 """The temperature explorer regenerates text when a slider moves (no browser needed for this part)."""
-import torch
 
 import course_lib
 from course_lib.data import load_sentences
