@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .data import split_sentences
+from .device import get_device
 from .gpt import GPT, GPTConfig
 from .tokenizer import WordTokenizer, make_batch
 from .training import DEFAULT_LR, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
@@ -88,17 +90,10 @@ def build_parser():
 
 
 def _device(name):
-    from .device import get_device
-
-    if name is None:
-        return get_device()
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CourseError(f"--device {name!r} is not a device (expected cpu, cuda or mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CourseError("--device cuda, but PyTorch sees no CUDA GPU here")
-    return device
+        return get_device(name)
+    except ValueError as error:
+        raise CourseError(str(error)) from None
 
 
 def read_sentences(path):
@@ -109,7 +104,7 @@ def read_sentences(path):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise CourseError(f"--data {path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
-    sentences = [line.strip() for line in text.splitlines() if line.strip()]
+    sentences = split_sentences(text)
     if not sentences:
         raise CourseError(f"--data {path}: the file has no text (one sentence per line expected)")
     return sentences

@@ -28,7 +28,11 @@ def data_path(name: str) -> Path:
     return path
 
 
-def load_sentences(name: str = "lang.txt") -> list:
-    """The non-empty lines of a data file, stripped: one training sentence per line (notebook 07)."""
-    text = data_path(name).read_text(encoding="utf-8")
+def split_sentences(text: str) -> list:
+    """The non-empty lines of ``text``, stripped: the course's texts hold one sentence per line."""
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_sentences(name: str = "lang.txt") -> list:
+    """The sentences of a file in ``data/`` (notebook 07)."""
+    return split_sentences(data_path(name).read_text(encoding="utf-8"))

@@ -6,24 +6,26 @@ import torch
 _KNOWN = ("cpu", "cuda", "mps")
 
 
-def get_device() -> torch.device:
+def get_device(name=None) -> torch.device:
     """The best available device: CUDA, then Apple's MPS, then the CPU.
 
-    The environment variable ``COURSE_DEVICE`` (for example ``cpu`` or ``cuda:1``) overrides the
-    choice, so a notebook can be forced onto the CPU for deterministic output without editing it.
+    ``name`` (for example ``"cpu"`` or ``"cuda:1"``, as the command line's ``--device`` passes it)
+    or else the environment variable ``COURSE_DEVICE`` overrides the choice, so a notebook can be
+    forced onto the CPU for deterministic output without editing it. Either is checked.
     """
-    wanted = os.environ.get("COURSE_DEVICE", "").strip()
+    source = "--device" if name else "COURSE_DEVICE"
+    wanted = (name or os.environ.get("COURSE_DEVICE", "")).strip()
     if wanted:
-        kind = wanted.split(":")[0]
-        if kind not in _KNOWN:
+        kind, _, index = wanted.partition(":")
+        if kind not in _KNOWN or (index and not index.isdigit()):
             raise ValueError(
-                f"COURSE_DEVICE={wanted!r} is not a device this course knows; expected one of "
+                f"{source}={wanted!r} is not a device this course knows; expected one of "
                 f"{', '.join(_KNOWN)} (optionally with an index, e.g. 'cuda:0')"
             )
         if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"COURSE_DEVICE={wanted!r} but PyTorch sees no CUDA GPU here")
+            raise ValueError(f"{source}={wanted!r} but PyTorch sees no CUDA GPU here")
         if kind == "mps" and not _mps_available():
-            raise ValueError(f"COURSE_DEVICE={wanted!r} but Apple's MPS backend is not available")
+            raise ValueError(f"{source}={wanted!r} but Apple's MPS backend is not available")
         return torch.device(wanted)
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -37,6 +37,10 @@ def _check_sampling_args(temperature, top_k, top_p):
 def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
     """The probabilities ``generate`` samples from, given the last position's ``logits``."""
     _check_sampling_args(temperature, top_k, top_p)
+    return _distribution(logits, temperature, top_k, top_p)
+
+
+def _distribution(logits, temperature, top_k, top_p):  # arguments already checked
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     return torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
@@ -85,7 +89,7 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
         if temperature == 0:
             next_ids = logits.argmax(dim=-1)  # (batch,)
         else:
-            probs = next_token_distribution(logits.float(), temperature, top_k, top_p)
+            probs = _distribution(logits.float(), temperature, top_k, top_p)  # checked once, above
             if generator is not None and generator.device != probs.device:
                 probs = probs.to(generator.device)  # sample where the generator lives
             next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(device)

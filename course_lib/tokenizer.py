@@ -40,7 +40,9 @@ class WordTokenizer:
     @classmethod
     def from_text(cls, text, min_count=1):
         """Build from a text with one sentence per line."""
-        return cls.from_sentences([line for line in text.splitlines() if line.strip()], min_count)
+        from .data import split_sentences
+
+        return cls.from_sentences(split_sentences(text), min_count)
 
     pad_id, sos_id, eos_id, unk_id = 0, 1, 2, 3
 

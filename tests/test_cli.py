@@ -84,6 +84,7 @@ def test_error_paths(tmp_path, checkpoint):
     one_line_error(run("sample", "--checkpoint", checkpoint, "--temperature", "-0.5"), "--temperature", "must be >= 0")
     one_line_error(run("sample", "--checkpoint", checkpoint, "--top-k", 0), "--top-k", "must be >= 1")
     one_line_error(run("sample", "--checkpoint", checkpoint, "--top-p", 1.5), "--top-p", "must be <= 1")
+    one_line_error(run("sample", "--checkpoint", checkpoint, "--device", "tpu"), "--device='tpu'", "expected one of cpu, cuda, mps")
     one_line_error(run("bake"), "invalid choice")
     assert not out.exists()
 

@@ -19,6 +19,9 @@ def test_get_device_default_and_override(monkeypatch):
     assert get_device().type == expected
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     assert get_device() == torch.device("cpu")
+    assert get_device("cpu") == torch.device("cpu")  # an explicit name wins over the variable
+    with pytest.raises(ValueError, match="--device='cpu:x'"):
+        get_device("cpu:x")
     monkeypatch.setenv("COURSE_DEVICE", "tpu")
     with pytest.raises(ValueError, match="COURSE_DEVICE='tpu'"):
         get_device()
