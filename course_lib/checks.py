@@ -24,9 +24,13 @@ def expect_shape(tensor, expected, name="the result"):
 
 
 def expect_close(actual, expected, name="the result", atol=1e-6):
-    """Assert that ``actual`` matches ``expected`` in shape and, within ``atol``, in value."""
+    """Assert that ``actual`` matches ``expected`` in shape, kind of dtype (integer, floating-point,
+    boolean) and, within ``atol``, in value (notebook 01)."""
     expected = torch.as_tensor(expected)
     expect_shape(actual, expected.shape, name)
+    if _kind(actual.dtype) != _kind(expected.dtype):
+        raise AssertionError(f"{name} has dtype {actual.dtype}, expected {_kind(expected.dtype)} values "
+                             f"like {expected.dtype}")
     a = actual.detach().cpu().to(torch.float64)
     e = expected.detach().cpu().to(torch.float64)
     same = (a == e) | (a.isnan() & e.isnan())  # equal infinities (masked logits) count as exact
@@ -42,3 +46,13 @@ def expect_equal(actual, expected, name="the answer"):
     """Assert ``actual == expected`` for plain values (ints, strings, tuples)."""
     if actual != expected:
         raise AssertionError(f"{name} is {actual!r}, expected {expected!r}")
+
+
+def _kind(dtype):
+    if dtype == torch.bool:
+        return "boolean"
+    if dtype.is_floating_point:
+        return "floating-point"
+    if dtype.is_complex:
+        return "complex"
+    return "integer"

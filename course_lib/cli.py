@@ -7,7 +7,12 @@ Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
 """
 import argparse
+import contextlib
+import dataclasses
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -16,7 +21,7 @@ from .data import split_sentences
 from .device import get_device
 from .gpt import GPT, GPTConfig
 from .tokenizer import WordTokenizer, make_batch
-from .training import DEFAULT_LR, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
+from .training import DEFAULT_LR, check_output_path, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
 
 PROG = "python -m course_lib"
 DEFAULTS = GPTConfig(vocab_size=1)
@@ -38,7 +43,9 @@ def _number(kind, low=None, high=None, low_open=False, allow_none=False):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if low is not None and (value < low or (low_open and value == low)):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
         if high is not None and value > high:
@@ -60,15 +67,7 @@ def build_parser():
     t.add_argument("--lr", type=_number(float, 0, low_open=True), default=DEFAULT_LR, help=f"AdamW learning rate (default: {DEFAULT_LR})")
     t.add_argument("--batch-size", type=_number(int, 1, allow_none=True), default=None,
                    help="sentences per step (default: all of them)")
-    t.add_argument("--context-length", type=_number(int, 1), default=DEFAULTS.context_length,
-                   help=f"longest sequence the model reads, in tokens (default: {DEFAULTS.context_length})")
-    t.add_argument("--d-model", type=_number(int, 1), default=DEFAULTS.d_model, help=f"model width (default: {DEFAULTS.d_model})")
-    t.add_argument("--n-heads", type=_number(int, 1), default=DEFAULTS.n_heads, help=f"attention heads, must divide --d-model (default: {DEFAULTS.n_heads})")
-    t.add_argument("--n-layers", type=_number(int, 1), default=DEFAULTS.n_layers, help=f"decoder blocks (default: {DEFAULTS.n_layers})")
-    t.add_argument("--d-ff", type=_number(int, 1), default=DEFAULTS.d_ff, help=f"feed-forward width (default: {DEFAULTS.d_ff})")
-    t.add_argument("--dropout", type=_number(float, 0, 0.99), default=DEFAULTS.dropout, help=f"dropout (default: {DEFAULTS.dropout})")
-    t.add_argument("--positions", choices=["sinusoidal", "learned"], default=DEFAULTS.positions,
-                   help=f"position embeddings (default: {DEFAULTS.positions})")
+    _add_model_flags(t)
     t.add_argument("--eval-every", type=_number(int, 1), default=50, help="print the corpus loss every N steps (default: 50)")
     t.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
@@ -87,6 +86,37 @@ def build_parser():
     s.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     return parser
+
+
+#: How each GPTConfig field is read from the command line; the flag's help is the field's own help.
+_FLAG_TYPES = {int: _number(int, 1), float: _number(float, 0, 0.99)}
+
+
+def _add_model_flags(parser):
+    """One flag per GPTConfig field (vocab_size comes from the data): --context-length, --d-model, ..."""
+    group = parser.add_argument_group("model (GPTConfig)")
+    for f in dataclasses.fields(GPTConfig):
+        if f.name == "vocab_size":
+            continue
+        flag, default, kind = "--" + f.name.replace("_", "-"), getattr(DEFAULTS, f.name), type(getattr(DEFAULTS, f.name))
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif f.name == "positions":
+            group.add_argument(flag, choices=["sinusoidal", "learned"], default=default, help=help_text)
+        else:
+            group.add_argument(flag, type=_FLAG_TYPES[kind], default=default, help=help_text)
+
+
+def _model_config(args, vocab_size):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"}
+    try:
+        return GPTConfig(vocab_size=vocab_size, **values)
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        for name in values:  # name the flag, not the Python field
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        raise CourseError(message) from None
 
 
 def _device(name):
@@ -110,32 +140,42 @@ def read_sentences(path):
     return sentences
 
 
+def check_out(args):
+    """Refuse, before any training, an --out that cannot take the checkpoint: never lose a finished run."""
+    try:
+        check_output_path(args.out)
+    except ValueError as error:
+        raise CourseError(f"--out {error}") from None
+    if args.out.exists() and args.data.exists() and args.out.resolve() == args.data.resolve():
+        raise CourseError(f"--out {args.out} is the --data file: writing the checkpoint there would destroy the corpus")
+
+
 def cmd_train(args):
+    check_out(args)
     sentences = read_sentences(args.data)
     tokenizer = WordTokenizer.from_sentences(sentences)
     data = make_batch(tokenizer, sentences)
     if data[0].shape[1] > args.context_length:
         raise CourseError(f"the longest line has {data[0].shape[1] - 1} words: --context-length must be at least "
                           f"{data[0].shape[1]} (got {args.context_length})")
-    try:
-        config = GPTConfig(vocab_size=len(tokenizer), context_length=args.context_length, d_model=args.d_model,
-                           n_heads=args.n_heads, n_layers=args.n_layers, d_ff=args.d_ff, dropout=args.dropout,
-                           positions=args.positions)
-    except ValueError as error:
-        raise CourseError(str(error).replace("n_heads", "--n-heads").replace("d_model", "--d-model")) from None
+    config = _model_config(args, len(tokenizer))
     device = _device(args.device)
     torch.manual_seed(args.seed)
     model = GPT(config).to(device)
     floor = corpus_floor(tokenizer, sentences)
     print(f"training on {args.data}: {len(sentences)} sentences, vocabulary {len(tokenizer)}, "
           f"{model.num_parameters():,} parameters, {device}; floor {floor:.4f} nats/token", flush=True)
-    history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                    pad_id=tokenizer.pad_id, eval_every=args.eval_every, seed=args.seed,
-                    progress=not args.no_progress)
+    try:
+        history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                        pad_id=tokenizer.pad_id, eval_every=args.eval_every, seed=args.seed,
+                        progress=not args.no_progress)
+    except KeyboardInterrupt:  # between the banner and train()'s own handler: keep the (untrained) model
+        history = {"step": [], "eval_step": [], "eval_loss": [], "interrupted": True, "seconds": 0.0}
     for step, loss in zip(history["eval_step"], history["eval_loss"]):
         print(f"step {step:5d}  corpus loss {loss:.4f}  ({loss / floor:.3f} x floor)")
-    loss = evaluate(model, data, pad_id=tokenizer.pad_id)
-    path = save_checkpoint(args.out, model, tokenizer, steps=len(history["step"]), corpus_loss=loss)
+    with _interrupts_deferred():  # a Ctrl-C now would lose the run: finish measuring and saving first
+        loss = evaluate(model, data, pad_id=tokenizer.pad_id)
+        path = _save(args.out, model, tokenizer, steps=len(history["step"]), corpus_loss=loss)
     done = len(history["step"])
     if history["interrupted"]:
         print(f"interrupted at step {done}: corpus loss {loss:.4f}; checkpoint saved to {path}", flush=True)
@@ -143,6 +183,33 @@ def cmd_train(args):
     print(f"done: {done} steps in {history['seconds']:.1f} s, corpus loss {loss:.4f} "
           f"({loss / floor:.3f} x floor); checkpoint saved to {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C until the block ends (main thread only; elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _save(out, model, tokenizer, **extra):
+    """Save the checkpoint; if --out became unwritable during training, save beside it rather than lose the run."""
+    while True:
+        try:
+            return save_checkpoint(out, model, tokenizer, **extra)
+        except (OSError, ValueError) as error:
+            rescue = Path(f"rescued-{out.name or 'checkpoint.pt'}").resolve()
+            if out.resolve() == rescue:
+                raise CourseError(f"could not save the checkpoint to {out}: {error}") from None
+            print(f"could not save to {out} ({error}); saving to {rescue} instead", file=sys.stderr, flush=True)
+            out = rescue
 
 
 def cmd_sample(args):
@@ -153,7 +220,7 @@ def cmd_sample(args):
     try:
         model, tokenizer = load_checkpoint(args.checkpoint, device=_device(args.device))
     except ValueError as error:
-        raise CourseError(f"--checkpoint {str(error).split(' (')[0]}") from None
+        raise CourseError(f"--checkpoint {str(error).split(' (torch.load')[0]}") from None
     unknown = tokenizer.unknown_words(args.prompt)
     if unknown:
         print(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
@@ -171,3 +238,6 @@ def main(argv=None):
     except CourseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,7 +1,7 @@
 """The decoder block a GPT repeats (introduced in notebook 05)."""
 from torch import nn
 
-from ._validate import require_positive_int
+from ._validate import check_model_input, require_positive_int
 from .attention import MultiHeadAttention
 from .masks import causal_mask
 
@@ -44,17 +44,29 @@ class DecoderBlock(nn.Module):
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, padding_mask=None, cache=None, layer=0):
-        T = x.shape[1]
-        past = cache.cached(layer) if cache is not None else 0
-        if padding_mask is not None and cache is not None:
-            raise ValueError("padding_mask is not supported together with a KV cache")
-        if T == 1 and padding_mask is None:
-            mask = None  # one new query may see every position before it: nothing to hide
-        else:
-            mask = causal_mask(T, device=x.device, past=past)  # (T, past + T)
-        if padding_mask is not None:
-            mask = mask & padding_mask  # (batch, 1, T, T)
-        x = x + self.dropout(self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer))  # (batch, T, d_model)
+    def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=None):
+        """``attn_mask``: the causal & padding mask already built by the caller (``GPT`` builds it
+        once per forward pass for all its blocks); without it the block builds its own."""
+        if attn_mask is None:
+            check_model_input("x", x, self.ln1.normalized_shape[0])
+            attn_mask = block_mask(x.shape[1], padding_mask, cache, layer, x.device)
+        x = x + self.dropout(self.attn(self.ln1(x), mask=attn_mask, cache=cache, layer=layer))  # (batch, T, d_model)
         x = x + self.ffn(self.ln2(x))  # (batch, T, d_model)
         return x
+
+
+def block_mask(T, padding_mask=None, cache=None, layer=0, device=None):
+    """The mask a decoder block attends with: causal, and with ``padding_mask`` combined by ``&``.
+
+    ``None`` when nothing needs hiding: one new query (generation with a KV cache) may see every
+    position before it.
+    """
+    past = cache.cached(layer) if cache is not None else 0
+    if padding_mask is not None and cache is not None:
+        raise ValueError("padding_mask is not supported together with a KV cache")
+    if T == 1 and padding_mask is None:
+        return None
+    mask = causal_mask(T, device=device, past=past)  # (T, past + T)
+    if padding_mask is not None:
+        mask = mask & padding_mask  # (batch, 1, T, T)
+    return mask

@@ -13,6 +13,10 @@ def get_device(name=None) -> torch.device:
     or else the environment variable ``COURSE_DEVICE`` overrides the choice, so a notebook can be
     forced onto the CPU for deterministic output without editing it. Either is checked.
     """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', a torch.device or None, got {type(name).__name__}")
     source = "--device" if name else "COURSE_DEVICE"
     wanted = (name or os.environ.get("COURSE_DEVICE", "")).strip()
     if wanted:

@@ -5,12 +5,37 @@ anything failed. Run it first when a notebook will not start.
 """
 import importlib
 import importlib.metadata
+import os
 import platform
+import re
 import sys
+from pathlib import Path
 
 MIN_PYTHON = (3, 9)
-MINIMUM = {"torch": "2.1", "numpy": "1.24", "matplotlib": "3.7", "ipywidgets": "7.6", "jupyterlab": "4.0", "tqdm": "4.60"}
 INSTALL = "pip install -r requirements.txt (from the repository root)"
+#: What the notebooks import: the package's dependencies and its 'lab' extra (JupyterLab).
+PACKAGES = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib", "tqdm": "tqdm",
+            "ipywidgets": "ipywidgets", "jupyterlab": "jupyterlab"}
+REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)")
+
+
+def minimum_versions():
+    """The version floors, read from the installed package's metadata (or pyproject.toml beside it).
+
+    One source of truth: pyproject.toml. On Colab the course is imported from a clone without being
+    installed, so the file itself is read there.
+    """
+    try:
+        lines = importlib.metadata.requires("course_lib") or []
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        lines = re.findall(r'"([^"]+>=[^"]+)"', pyproject.read_text(encoding="utf-8")) if pyproject.is_file() else []
+    floors = {}
+    for line in lines:
+        match = REQUIREMENT.match(line)
+        if match:
+            floors.setdefault(match.group(1).lower(), match.group(2))
+    return floors
 
 
 def _version_tuple(text):
@@ -21,14 +46,36 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def _package(name):
+def _package(name, floors):
+    """Import the package (an installed version that cannot be imported is a failure) and check its floor."""
+    floor = floors.get(name, "0")
     try:
+        importlib.import_module(PACKAGES[name])
         version = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return False, "not installed", f"{INSTALL}, or: pip install '{name}>={MINIMUM[name]}'"
-    if _version_tuple(version) < _version_tuple(MINIMUM[name]):
-        return False, f"{version} (needs >= {MINIMUM[name]})", f"pip install --upgrade '{name}>={MINIMUM[name]}'"
+        return False, "not installed", f"{INSTALL}, or: pip install '{name}>={floor}'"
+    except Exception as error:  # noqa: BLE001 - a broken install fails in its own way; report it as a line
+        return False, f"installed but cannot be imported ({type(error).__name__}: {str(error)[:100]})", \
+            f"pip install --upgrade '{name}>={floor}'"
+    if _version_tuple(version) < _version_tuple(floor):
+        return False, f"{version} (needs >= {floor})", f"pip install --upgrade '{name}>={floor}'"
     return True, version, ""
+
+
+def _threads():
+    """torch's CPU threads, and a warning when the CPU is already busy (then fewer threads train faster)."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    detail = f"torch uses {torch.get_num_threads()} threads on {cores} cores"
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has no load average
+        return True, detail, ""
+    detail += f" (load average {load:.1f})"
+    if load >= cores and torch.get_num_threads() > 1:
+        return True, detail + "; the CPU is busy: if training crawls, start Jupyter with OMP_NUM_THREADS=1", ""
+    return True, detail, ""
 
 
 def checks():
@@ -36,8 +83,9 @@ def checks():
     ok = sys.version_info[:2] >= MIN_PYTHON
     yield ("Python", ok, platform.python_version(),
            "" if ok else f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
+    floors = minimum_versions()
     for name in ("torch", "numpy", "matplotlib", "tqdm"):
-        yield (name, *_package(name))
+        yield (name, *_package(name, floors))
     try:
         from course_lib.device import get_device
 
@@ -58,8 +106,9 @@ def checks():
         yield ("matplotlib backend", True, matplotlib.get_backend(), "")
     except Exception as error:  # noqa: BLE001
         yield ("matplotlib backend", False, str(error), f"{INSTALL}")
-    yield ("ipywidgets", *_package("ipywidgets"))
-    yield ("JupyterLab", *_package("jupyterlab"))
+    yield ("CPU threads", *_threads())
+    yield ("ipywidgets", *_package("ipywidgets", floors))
+    yield ("JupyterLab", *_package("jupyterlab", floors))
     try:
         from course_lib.data import data_path
 

@@ -1,29 +1,38 @@
 """The GPT model and its configuration (introduced in notebook 06)."""
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import require_positive_int, require_tensor
-from .decoder import DecoderBlock
+from ._validate import check_dropout, require_positive_int, require_tensor, require_token_ids
+from .decoder import DecoderBlock, block_mask
 from .masks import padding_mask
 from .positional import sinusoidal_table
 
 
+def _field(default, help):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class GPTConfig:
-    """Everything that fixes a GPT's shape. The defaults are the course's small model (notebook 07)."""
+    """Everything that fixes a GPT's shape (notebook 06). The defaults are the course's small model (notebook 07).
 
-    vocab_size: int
-    context_length: int = 32
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 2
-    d_ff: int = 256
-    dropout: float = 0.0
-    positions: str = "sinusoidal"  # or "learned"
-    tie_weights: bool = True  # the output layer shares the token embedding matrix
+    Each field's ``help`` (in its metadata) is also the command line's help for its flag.
+    """
+
+    vocab_size: int = field(metadata={"help": "number of distinct tokens (from the tokenizer)"})
+    context_length: int = _field(32, "longest sequence the model reads, in tokens")
+    d_model: int = _field(64, "model width: the size of every token's vector")
+    n_heads: int = _field(4, "attention heads; must divide d_model")
+    n_layers: int = _field(2, "decoder blocks")
+    d_ff: int = _field(256, "feed-forward width inside each block")
+    dropout: float = _field(0.0, "dropout probability, in [0, 1)")
+    positions: str = _field("sinusoidal", "position embeddings: 'sinusoidal' (a fixed table) or 'learned'")
+    tie_weights: bool = _field(True, "the output layer shares the token embedding matrix")
+    scale_embeddings: bool = _field(True, "multiply token vectors by sqrt(d_model) (Vaswani et al. 3.4; notebook 06)")
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -32,8 +41,10 @@ class GPTConfig:
             raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
         if self.positions not in ("sinusoidal", "learned"):
             raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
+        for name in ("tie_weights", "scale_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -62,6 +73,7 @@ class GPT(nn.Module):
         else:
             # A buffer, not a parameter: it moves with .to(device) but is never trained or saved.
             self.register_buffer("position_table", sinusoidal_table(c.context_length, c.d_model), persistent=False)
+        self.embedding_scale = math.sqrt(c.d_model)
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout) for _ in range(c.n_layers))
         self.ln_f = nn.LayerNorm(c.d_model)
@@ -80,43 +92,53 @@ class GPT(nn.Module):
 
     def forward(self, token_ids, targets=None, pad_id=None, cache=None):
         c = self.config
-        require_tensor("token_ids", token_ids, dim=2, integer=True)
+        self._check_inputs(token_ids, targets, pad_id, cache)
         batch, T = token_ids.shape
         past = len(cache) if cache is not None else 0
-        if past + T > c.context_length:
-            cached = f"{past} cached + " if past else ""
-            raise ValueError(
-                f"token_ids has {cached}{T} positions but the model's context_length is {c.context_length}; "
-                f"pass at most the last {c.context_length} tokens (generate() crops for you)"
-            )
-        if T == 0:
-            raise ValueError("token_ids is empty: give at least one token, e.g. the <sos> id")
-        low, high = (int(v) for v in torch.aminmax(token_ids))  # one pass, one sync
-        if low < 0 or high >= c.vocab_size:
-            raise ValueError(
-                f"token ids must lie in [0, {c.vocab_size}) (vocab_size), got values from {low} to {high}"
-            )
         positions = torch.arange(past, past + T, device=token_ids.device)  # along the SEQUENCE, whatever the batch size
         if c.positions == "learned":
             pos = self.position_embedding(positions)  # (T, d_model)
         else:
             pos = self.position_table[past:past + T]  # (T, d_model)
-        x = self.dropout(self.token_embedding(token_ids) + pos)  # (batch, T, d_model)
-        mask = padding_mask(token_ids, pad_id) if pad_id is not None else None  # (batch, 1, 1, T)
+        tokens = self.token_embedding(token_ids)  # (batch, T, d_model)
+        if c.scale_embeddings:
+            tokens = tokens * self.embedding_scale  # so the small N(0, 0.02) word vectors are not drowned by positions
+        x = self.dropout(tokens + pos)  # (batch, T, d_model)
+        padding = padding_mask(token_ids, pad_id) if pad_id is not None else None  # (batch, 1, 1, T)
+        mask = block_mask(T, padding, cache, device=token_ids.device)  # built once, shared by every block
         for layer, block in enumerate(self.blocks):
-            x = block(x, padding_mask=mask, cache=cache, layer=layer)  # (batch, T, d_model)
+            x = block(x, cache=cache, layer=layer, attn_mask=mask)  # (batch, T, d_model)
         logits = self.lm_head(self.ln_f(x))  # (batch, T, vocab_size)
         if targets is None:
             return logits
-        require_tensor("targets", targets, integer=True)
-        if targets.shape != token_ids.shape:
-            raise ValueError(f"targets must have the shape of token_ids {tuple(token_ids.shape)}, got {tuple(targets.shape)}")
         loss = F.cross_entropy(
             logits.reshape(-1, c.vocab_size),
             targets.reshape(-1),
             ignore_index=pad_id if pad_id is not None else -100,  # padding never counts
         )
         return logits, loss
+
+    def _check_inputs(self, token_ids, targets, pad_id, cache):
+        c = self.config
+        require_tensor("token_ids", token_ids, dim=2, integer=True)
+        batch, T = token_ids.shape
+        past = len(cache) if cache is not None else 0
+        if batch == 0 or T == 0:
+            raise ValueError(f"token_ids is empty (shape {tuple(token_ids.shape)}): give at least one row of "
+                             "at least one token, e.g. the <sos> id")
+        if past + T > c.context_length:
+            cached = f"{past} cached + " if past else ""
+            raise ValueError(
+                f"token_ids has {cached}{T} positions but the model's context_length is {c.context_length}; "
+                f"pass at most the last {c.context_length} tokens (generate() crops for you)")
+        require_token_ids("token_ids", token_ids, c.vocab_size)
+        if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, int)):
+            raise TypeError(f"pad_id must be an int token id or None, got {type(pad_id).__name__}")
+        if targets is not None:
+            require_tensor("targets", targets, integer=True)
+            if targets.shape != token_ids.shape:
+                raise ValueError(f"targets must have the shape of token_ids {tuple(token_ids.shape)}, got {tuple(targets.shape)}")
+            require_token_ids("targets", targets, c.vocab_size, ignore_index=pad_id if pad_id is not None else -100)
 
     @property
     def attention_weights(self):

@@ -1,12 +1,18 @@
 """Generating text: greedy, temperature, top-k and top-p sampling (introduced in notebook 08)."""
 import torch
 
-from ._validate import require_positive_int, require_tensor
+from ._validate import require_finite_number, require_positive_int, require_tensor
 from .kv_cache import KVCache
 
 
 def filter_logits(logits, top_k=None, top_p=None):
-    """Set to -inf every logit outside the top-k and outside the top-p nucleus (last axis)."""
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus (last axis, notebook 08)."""
+    require_tensor("logits", logits, min_dim=1, floating=True)
+    _check_filters(top_k, top_p)
+    return _filter_logits(logits, top_k, top_p)
+
+
+def _filter_logits(logits, top_k, top_p):  # arguments already checked
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1): the k-th largest
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -20,30 +26,36 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
-def _check_sampling_args(temperature, top_k, top_p):
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+def _check_filters(top_k, top_p):
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p}")
+    if top_p is not None:
+        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p!r}")
+
+
+def _check_sampling_args(temperature, top_k, top_p):
+    require_finite_number("temperature", temperature, low=0)  # 0 means greedy
+    _check_filters(top_k, top_p)
 
 
 def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
-    """The probabilities ``generate`` samples from, given the last position's ``logits``."""
+    """The probabilities ``generate`` samples from, given the last position's ``logits`` (notebook 08)."""
+    require_tensor("logits", logits, min_dim=1, floating=True)
     _check_sampling_args(temperature, top_k, top_p)
     return _distribution(logits, temperature, top_k, top_p)
 
 
 def _distribution(logits, temperature, top_k, top_p):  # arguments already checked
-    if temperature == 0:
+    if temperature < torch.finfo(logits.dtype).tiny:  # 0, or too small to divide by in this dtype: greedy
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    return torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+    # Subtract the largest logit first: softmax is unchanged, and a tiny temperature then sends the
+    # others to -inf instead of every logit to +-inf (inf - inf is NaN).
+    shifted = logits - logits.amax(dim=-1, keepdim=True)
+    return torch.softmax(_filter_logits(shifted / temperature, top_k, top_p), dim=-1)
 
 
 @torch.no_grad()
@@ -69,6 +81,9 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
     require_positive_int("max_new_tokens", max_new_tokens, allow_zero=True)
     if token_ids.dim() not in (1, 2) or token_ids.shape[-1] == 0:
         raise ValueError(f"token_ids must be a non-empty (seq,) or (batch, seq) tensor, got shape {tuple(token_ids.shape)}")
+    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int)
+                               or not 0 <= eos_id < model.config.vocab_size):
+        raise ValueError(f"eos_id must be a token id in [0, {model.config.vocab_size}) or None, got {eos_id!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     single = token_ids.dim() == 1

@@ -32,6 +32,12 @@ class WordTokenizer:
         """Build the vocabulary from an iterable of sentences, in order of first appearance."""
         if isinstance(sentences, str):
             raise TypeError("from_sentences expects a list of sentences; for one text use from_text")
+        sentences = list(sentences)  # a generator could be read only once; the vocabulary needs two passes
+        if not all(isinstance(s, str) for s in sentences):
+            bad = next(s for s in sentences if not isinstance(s, str))
+            raise TypeError(f"from_sentences expects sentences as str, got a {type(bad).__name__}: {bad!r:.60}")
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
         counts = Counter(word for sentence in sentences for word in sentence.split())
         seen = dict.fromkeys(word for sentence in sentences for word in sentence.split())
         words = [w for w in seen if counts[w] >= min_count and w not in SPECIALS]
@@ -88,6 +94,9 @@ class WordTokenizer:
 
     @classmethod
     def from_dict(cls, data):
+        """The tokenizer ``to_dict`` described (as stored in a checkpoint)."""
+        if not (isinstance(data, dict) and isinstance(data.get("itos"), list) and all(isinstance(w, str) for w in data["itos"])):
+            raise ValueError("a tokenizer dict needs 'itos': a list of words (as written by WordTokenizer.to_dict)")
         return cls(data["itos"])
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TIME_SCALE
 from course_lib.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300 * TIME_SCALE):
     return subprocess.run([sys.executable, "-m", "course_lib", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, "COURSE_DEVICE": "cpu"})
 
@@ -89,17 +90,21 @@ def test_error_paths(tmp_path, checkpoint):
     assert not out.exists()
 
 
-def test_ctrl_c_saves_the_checkpoint(tmp_path):
+@pytest.mark.parametrize("wait", [0.0, 2.0], ids=["right-after-the-banner", "during-training"])
+def test_ctrl_c_saves_the_checkpoint(tmp_path, wait):
+    # Right after the banner, the optimizer may still be being built: Ctrl-C must be handled there too.
     out = tmp_path / "interrupted.pt"
     process = subprocess.Popen(
         [sys.executable, "-m", "course_lib", "train", "--data", "data/lang.txt", "--out", str(out),
          "--steps", "1000000", "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "COURSE_DEVICE": "cpu"})
-    assert process.stdout.readline().startswith("training on")  # training has begun
-    time.sleep(2)
+    assert process.stdout.readline().startswith("training on")  # the banner: training is about to begin
+    time.sleep(wait)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
     assert process.returncode == 130, stderr
     assert "interrupted at step" in stdout and "Traceback" not in stderr
     model, tokenizer = load_checkpoint(out)
     assert len(tokenizer) == 134
+    if wait:
+        assert int(stdout.split("interrupted at step ")[1].split(":")[0]) > 0

@@ -123,7 +123,7 @@ def test_gpt_bad_inputs():
     model = small_gpt()
     with pytest.raises(ValueError, match="13 positions but the model's context_length is 12"):
         model(torch.zeros(1, 13, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 20\)"):
+    with pytest.raises(ValueError, match=r"token_ids must lie in \[0, 20\)"):
         model(torch.tensor([[3, 20]]))
     with pytest.raises(ValueError, match="2 dimensions"):
         model(torch.tensor([3, 4]))
@@ -184,7 +184,7 @@ def test_train_stops_at_target_and_checks_arguments(corpus):
     model = GPT(GPTConfig(vocab_size=len(tokenizer), d_model=16, n_heads=2, n_layers=1, d_ff=32))
     history = train(model, data, steps=500, pad_id=0, eval_every=5, stop_at=3.5, progress=False)
     assert history["eval_loss"][-1] <= 3.5 and history["step"][-1] < 500
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    with pytest.raises(ValueError, match="lr must be > 0"):
         train(model, data, steps=1, lr=0)
     with pytest.raises(TypeError, match="pair"):
         train(model, data[0], steps=1)

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from _requirements import require
+from conftest import TIME_SCALE
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.nbgrader
 FIRST = "01_scaled_dot_product_attention"
 
 
-def nbgrader(course, *args, timeout=900):
+def nbgrader(course, *args, timeout=900 * TIME_SCALE):
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True,
                             text=True, timeout=timeout)
     assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -86,7 +87,9 @@ def course(tmp_path_factory):
     submit("wrong", FIRST, wrong)
 
     for assignment in assignments:
-        nbgrader(course, "autograde", assignment, "--create", "--force", "--Execute.timeout=20")
+        # A short cell limit so the infinite loop costs little, scaled so a slow or busy machine keeps the margin.
+        nbgrader(course, "autograde", assignment, "--create", "--force", f"--Execute.timeout={round(20 * TIME_SCALE)}",
+                 f"--Execute.iopub_timeout={round(4 * TIME_SCALE)}")
         nbgrader(course, "generate_feedback", assignment, "--force")
     nbgrader(course, "export", "--to", "grades.csv")
     with open(course / "grades.csv", newline="") as f:

@@ -16,7 +16,7 @@ def test_readme_table_matches_notebook_files():
 def test_every_notebook_has_a_source_and_is_stored_executed_in_order():
     assert NOTEBOOKS, "no notebooks found"
     for path in NOTEBOOKS:
-        assert (ROOT / "notebooks" / "src" / (path.stem + ".py")).is_file(), f"{path.name} has no source"
+        assert (ROOT / "notebook_sources" / (path.stem + ".py")).is_file(), f"{path.name} has no source"
         nb = json.loads(path.read_text(encoding="utf-8"))
         counts = [c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"]
         assert counts == list(range(1, len(counts) + 1)), f"{path.name} is not executed top to bottom"

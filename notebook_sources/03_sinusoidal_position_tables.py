@@ -35,6 +35,7 @@ out, _ = scaled_dot_product_attention(x, x, x)
 out_shuffled, _ = scaled_dot_product_attention(x[perm], x[perm], x[perm])
 print("shuffling the input only shuffles the output:", torch.allclose(out[perm], out_shuffled))
 
+
 # %% [markdown]
 # So we add to each token's embedding a vector that depends on its position. The sinusoidal table:
 #
@@ -94,6 +95,7 @@ axes[1].set_title("low columns turn fast, high columns slowly")
 axes[1].legend()
 fig.tight_layout()
 plt.show()
+
 
 # %% [markdown]
 # ## 5. A shift in position is a rotation
@@ -166,6 +168,7 @@ try:
 except IndexError as error:
     print("IndexError:", str(error)[:60])
 print("sinusoidal table for 1000 positions:", tuple(library_table(1000, 32).shape))
+
 
 # %% [markdown]
 # ## Exercises

@@ -23,6 +23,7 @@ from course_lib.plotting import plot_attention_heads
 course_lib.seed_everything(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
+
 # %% [markdown]
 # ## 1. The two sub-layers
 #
@@ -50,6 +51,7 @@ ffn = FeedForward(16, 64)
 x = torch.randn(2, 5, 16)
 # position-wise: running the positions one by one gives the same result
 print("per-position == all at once:", torch.allclose(ffn(x), torch.stack([ffn(x[:, t]) for t in range(5)], 1), atol=1e-6))
+
 
 # %% [markdown]
 # ## 2. Residual connections and LayerNorm: pre-LN and post-LN
@@ -164,6 +166,7 @@ by_pytorch = sum(p.numel() for p in LibraryBlock(d, 4, d_ff).parameters())
 print(f"by formula: {by_formula:,}   by PyTorch: {by_pytorch:,}")
 assert by_formula == by_pytorch
 
+
 # %% [markdown]
 # Two thirds of a block's parameters sit in the feed-forward network, not in attention.
 
@@ -222,6 +225,7 @@ print(f"cosine(output, input), residual twice: {similarity_to_input(twice):.3f}"
 _ = library(torch.randn(1, 6, 32, dtype=torch.float64) * 4)
 fig = plot_attention_heads(library.attn.attention_weights, labels=[f"t{i}" for i in range(6)], title="untrained decoder block")
 plt.show()
+
 
 # %% [markdown]
 # ## Exercises

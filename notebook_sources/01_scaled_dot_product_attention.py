@@ -94,6 +94,7 @@ axes[0].set_ylabel("weight")
 plt.show()
 print(f"largest weight without scaling: {raw.max().item():.3f}, with scaling: {scaled.max().item():.3f}")
 
+
 # %% [markdown]
 # Without the scale one key takes (nearly) everything; the gradient of softmax,
 # $\partial w_i / \partial s_j = w_i(\delta_{ij} - w_j)$, is then close to zero for every key.
@@ -187,6 +188,7 @@ _ = plot_attention(word_weights, words, words, title="self-attention with letter
 plt.show()
 i, j = words.index("Data"), words.index("data")
 print(f"'Data' attends to 'data' with weight {word_weights[i, j].item():.3f} (uniform would be {1 / len(words):.3f})")
+
 
 # %% [markdown]
 # Each row is one query word; the bright cells show where it looks. "Data" and "data" find each

@@ -21,6 +21,7 @@ from course_lib.plotting import plot_attention
 course_lib.seed_everything(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
+
 # %% [markdown]
 # ## 1. The causal mask
 #
@@ -34,6 +35,7 @@ def causal_mask(seq_len):
 
 
 print(causal_mask(5).int())
+
 
 # %% [markdown]
 # ## 2. The padding mask
@@ -163,6 +165,7 @@ with torch.no_grad():
     right = mha(embed(padded), mask=masks.causal_mask(5) & masks.padding_mask(padded, 0))
 print("without padding mask, same as unpadded:", torch.allclose(forgot[:, 2:], alone, atol=1e-6))
 print("with padding mask,    same as unpadded:", torch.allclose(right[:, 2:], alone, atol=1e-6))
+
 
 # %% [markdown]
 # With right padding the causal mask happens to hide the pads from real words, but the pad

@@ -83,6 +83,7 @@ print(f"validation loss: best {min(lang_history['val_loss']):.3f} at step {best}
 assert lang_history["val_loss"][-1] > 2 * min(lang_history["val_loss"]), "held-out loss rises: memorisation"
 assert lang_history["eval_loss"][-1] < 0.5
 
+
 # %%
 def plot_curves(history, title, ax):
     ax.plot(history["eval_step"], history["eval_loss"], label="training set")
@@ -151,6 +152,7 @@ plot_curves(lang_history, "lang.txt: memorisation", axes[0])
 plot_curves(story_history, "stories.txt: generalisation", axes[1])
 fig.tight_layout()
 plt.show()
+
 
 # %% [markdown]
 # On stories.txt the two curves fall together: what the model learns from the training sentences

@@ -26,15 +26,17 @@ from course_lib.positional import sinusoidal_table
 course_lib.seed_everything(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
+
 # %% [markdown]
 # ## 1. The whole model on one page
 #
 # For token ids $x_0 \dots x_{T-1}$:
 #
-# $$h^{(0)}_t = E[x_t] + PE_t, \qquad h^{(\ell)} = \mathrm{Block}_\ell(h^{(\ell-1)}), \qquad
+# $$h^{(0)}_t = \sqrt{d_\text{model}}\,E[x_t] + PE_t, \qquad h^{(\ell)} = \mathrm{Block}_\ell(h^{(\ell-1)}), \qquad
 # \mathrm{logits}_t = \mathrm{LN}(h^{(L)}_t)\, E^\top$$
 #
-# - $E$ (`vocab_size × d_model`) is the token embedding: one learned vector per word;
+# - $E$ (`vocab_size × d_model`) is the token embedding: one learned vector per word, scaled by
+#   $\sqrt{d_\text{model}}$ before the position is added (section 4 below says why);
 # - $PE_t$ is the position vector from notebook 03 (or a learned one);
 # - $L$ decoder blocks (notebook 05), then a final LayerNorm (pre-LN leaves the stream un-normalised);
 # - the **language-model head** maps each position back to one score per vocabulary word. With
@@ -69,7 +71,8 @@ class GPT(nn.Module):
         T = token_ids.shape[1]
         if T > self.config.context_length:
             raise ValueError(f"{T} tokens exceed the context length {self.config.context_length}")
-        x = self.token_embedding(token_ids) + self.position_table[:T]  # (batch, T, d_model)
+        tokens = self.token_embedding(token_ids) * math.sqrt(self.config.d_model)  # (batch, T, d_model)
+        x = tokens + self.position_table[:T]  # (batch, T, d_model)
         for block in self.blocks:
             x = block(x)  # (batch, T, d_model)
         return self.lm_head(self.ln_f(x))  # (batch, T, vocab_size)
@@ -106,7 +109,31 @@ print("lm_head.weight is token_embedding.weight:", tied.lm_head.weight is tied.t
 
 # %% [markdown]
 # With a large vocabulary the embedding matrix is a big share of a small model: tying it halves that
-# share. GPT-2 ties its weights; the course's `GPTConfig(tie_weights=True)` does by default.
+# share. GPT-2 ties its weights; the course's `GPTConfig(tie_weights=True)` does by default. At
+# GPT-2's 50,257 words × 768 the matrix is 38.6 M of its 124 M parameters: untied, the model would
+# carry a second matrix as large as a third of itself, one that only the output ever trains.
+#
+# ## 3b. Why the token vectors are scaled by $\sqrt{d_\text{model}}$
+#
+# The weights start small, $\mathcal N(0, 0.02)$, as in GPT-2, so a token vector's length is about
+# $0.02\sqrt{d_\text{model}}$. A sinusoidal position vector has $d_\text{model}/2$ sines and
+# $d_\text{model}/2$ cosines, so its length is exactly $\sqrt{d_\text{model}/2}$. Added together, the
+# word would be a whisper under the position:
+
+# %%
+d = 64
+word = LibraryGPT(LibraryConfig(vocab_size=5000, d_model=d)).token_embedding.weight  # (5000, 64)
+position = sinusoidal_table(32, d)  # (32, 64)
+print(f"mean length of a token vector    : {word.norm(dim=1).mean().item():.2f}")
+print(f"length of every position vector  : {position.norm(dim=1).mean().item():.2f}  (sqrt(d/2) = {math.sqrt(d / 2):.2f})")
+print(f"token vector times sqrt(d_model) : {(word * math.sqrt(d)).norm(dim=1).mean().item():.2f}")
+
+# %% [markdown]
+# The first layer then sees mostly *where* a token is and barely *which* token it is; training must
+# first grow the word vectors, and with weight tying those same vectors are the output layer, so it
+# cannot grow them freely. Vaswani et al. (section 3.4) multiply the embeddings by
+# $\sqrt{d_\text{model}}$; the library does the same (`GPTConfig(scale_embeddings=True)`, the default).
+# Notebook 07 measures what it buys: about half the training steps on lang.txt.
 
 # %% [markdown]
 # ## 4. An untrained model should know nothing
@@ -202,6 +229,7 @@ try:
     model(torch.zeros(1, 17, dtype=torch.long))
 except ValueError as error:
     print("ValueError:", error)
+
 
 # %% [markdown]
 # ## Exercises

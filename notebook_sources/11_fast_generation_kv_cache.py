@@ -139,6 +139,7 @@ plt.show()
 # %%
 assert torch.equal(plain_ids, cached_ids), "the cache must not change the tokens"
 
+
 # %% [markdown]
 # `python benchmarks/generation.py` measures the same model end to end with `generate` (best of 5
 # runs). On this course's CI machine (AMD EPYC, 2 CPU threads, PyTorch 2.13.0 CPU build), over

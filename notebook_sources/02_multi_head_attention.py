@@ -62,6 +62,7 @@ print("split:", tuple(q.shape))
 merged = q.transpose(1, 2).contiguous().view(batch, T, d_model)  # (batch, T, d_model)
 print("merge:", tuple(merged.shape), "  round trip exact:", torch.equal(merged, w_q(x)))
 
+
 # %% [markdown]
 # `contiguous()` is needed because `transpose` only changes strides; `view` needs the memory laid out
 # in the new order. (Skipping the transpose and calling `view` straight away runs without error and
@@ -160,6 +161,7 @@ with torch.no_grad():
 fig = plot_attention_heads(mha4.attention_weights, words, title="4 untrained heads, one sentence")
 plt.show()
 print("weights shape (batch, heads, T_q, T_k):", tuple(mha4.attention_weights.shape))
+
 
 # %% [markdown]
 # ## Exercises

@@ -57,6 +57,7 @@ for name, text in [("lang.txt", lang), ("stories.txt", stories)]:
     print(f"{name:12s} word vocabulary {len(set(text.split())):5d}, {n_words:6d} tokens | "
           f"character vocabulary {len(set(text)):3d}, {n_chars:7d} tokens ({n_chars / n_words:.1f} per word)")
 
+
 # %% [markdown]
 # ## 3. Byte-pair encoding, from scratch
 #
@@ -187,6 +188,7 @@ try:
     print(f"ours (400 tokens, trained on lang.txt): {len(bpe.encode(sentence))} tokens")
 except Exception as error:  # not installed, or no network for its vocabulary file
     print(f"skipped: tiktoken is not available here ({type(error).__name__})")
+
 
 # %% [markdown]
 # ## Exercises
