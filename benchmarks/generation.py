@@ -44,7 +44,8 @@ def measure(device=None, prompt_length=1):
     generate(model, prompt, 8, temperature=0)  # warm up
     uncached_s, uncached = best_time(model, prompt, use_cache=False)
     cached_s, cached = best_time(model, prompt, use_cache=True)
-    return {"device": str(device), "prompt_length": prompt_length, "uncached_tok_s": NEW_TOKENS / uncached_s, "cached_tok_s": NEW_TOKENS / cached_s,
+    return {"device": str(device), "prompt_length": prompt_length,
+            "uncached_tok_s": NEW_TOKENS / uncached_s, "cached_tok_s": NEW_TOKENS / cached_s,
             "speedup": uncached_s / cached_s, "same_tokens": torch.equal(cached, uncached)}
 
 

@@ -21,8 +21,6 @@ from course_lib.gpt import GPT, GPTConfig
 from course_lib.tokenizer import WordTokenizer, make_batch
 from course_lib.training import DEFAULT_LR, corpus_floor, train
 
-
-
 RUNS = {
     "course default": dict(config={}, lr=DEFAULT_LR, batch_size=None, steps=1000, eval_every=5),
     "reference (nanoGPT-style)": dict(reference=True, lr=DEFAULT_LR, batch_size=None, steps=1000, eval_every=5),

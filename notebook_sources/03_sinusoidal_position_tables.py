@@ -144,7 +144,7 @@ axes[1].axvline(50, color="grey", linestyle=":")
 axes[1].set_xlabel("position q")
 axes[1].set_title("similarity of position 50 with every position")
 plt.show()
-print(f"PE_50 . PE_q at distance 0, 1, 5, 20: "
+print("PE_50 . PE_q at distance 0, 1, 5, 20: "
       + ", ".join(f"{similarity[50, 50 + d].item():.2f}" for d in (0, 1, 5, 20)))
 
 # %% [markdown]

@@ -11,7 +11,6 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 
 import course_lib
 from course_lib import checks

@@ -17,7 +17,7 @@ from torch import nn
 import course_lib
 from course_lib import checks
 from course_lib.attention import MultiHeadAttention
-from course_lib.masks import causal_mask, padding_mask
+from course_lib.masks import causal_mask
 from course_lib.plotting import plot_attention_heads
 
 course_lib.seed_everything(0)

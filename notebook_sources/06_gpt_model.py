@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import course_lib

@@ -10,7 +10,6 @@
 
 # %%
 import math
-import time
 from collections import Counter
 from pathlib import Path
 

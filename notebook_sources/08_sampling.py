@@ -26,14 +26,19 @@ device = course_lib.get_device()
 # %% [markdown]
 # ## 1. A trained model
 #
-# The same model and training as notebook 07 (under a second on a CPU), so this notebook stands on
-# its own. (With notebook 07's checkpoint at hand, `load_checkpoint("runs/lang.pt")` does the same.)
+# The same model and training as notebook 07, so this notebook stands on its own (about two seconds
+# on a CPU), plus 200 steps at a tenth of the learning rate at the end: a constant learning rate
+# keeps AdamW jittering around the optimum, and the probabilities printed below must settle on the
+# corpus's own fractions (1/7, 1/3, ...) to four decimals. Otherwise their rounding, and the order of
+# words the corpus makes equally likely, would differ from one CPU to the next.
 
 # %% tags=["nbval-ignore-output"]
 sentences = load_sentences("lang.txt")
 tokenizer = WordTokenizer.from_sentences(sentences)
 model = GPT(GPTConfig(vocab_size=len(tokenizer))).to(device)
-history = train(model, make_batch(tokenizer, sentences), steps=200, pad_id=tokenizer.pad_id, progress=False)
+data = make_batch(tokenizer, sentences)
+history = train(model, data, steps=300, pad_id=tokenizer.pad_id, progress=False)
+history = train(model, data, steps=200, lr=1e-3, pad_id=tokenizer.pad_id, progress=False)  # settle
 model.eval()
 print(f"final training loss {history['loss'][-1]:.4f}")
 
@@ -69,7 +74,9 @@ for word, p in ranked(probs, 6):
     print(f"{word:>10s}  {p:.2f}")
 
 # %%
-assert tokenizer.itos[int(probs.argmax())] == "am" and abs(probs[tokenizer.stoi["am"]].item() - 3 / 7) < 0.05
+assert tokenizer.itos[int(probs.argmax())] == "am" and abs(probs[tokenizer.stoi["am"]].item() - 3 / 7) < 2e-3
+# Settled on the corpus's fractions, far from a rounding boundary of the table above (0.145, 0.135):
+assert all(abs(probs[tokenizer.stoi[w]].item() - 1 / 7) < 2e-3 for w in ("love", "enjoy", "believe", "think"))
 
 # %% [markdown]
 # ## 3. Greedy decoding
@@ -210,7 +217,7 @@ for T in (1.0, 2.0):
     samples = [generate_text(model, tokenizer, "", max_new_tokens=20, temperature=T, generator=generator) for _ in range(200)]
     copies[T] = sum(s in sentences for s in samples)
     print(f"T = {T}: {copies[T]} of 200 samples are verbatim lines of lang.txt")
-    for s in sorted(set(samples) - set(sentences))[:3]:
+    for s in sorted(set(samples) - set(sentences) - {""})[:3]:
         print("   new:", s)
 
 # %%

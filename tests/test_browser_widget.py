@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from _requirements import require
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TIME_SCALE
+
 from course_lib.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -79,7 +79,7 @@ def test_setup_cell_on_colab_fetches_the_course_and_imports_it(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(fake), "COURSE_DIR": str(course_dir),
            "COURSE_REPOSITORY": ROOT.as_uri(), "GIT_TERMINAL_PROMPT": "0"}
     env.pop("COURSE_DATA_DIR", None)
-    for attempt in range(2):  # the second run finds the course already fetched
+    for _attempt in range(2):  # the second run finds the course already fetched
         result = subprocess.run([sys.executable, "-c", "import google.colab\n" + probe], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr

@@ -273,7 +273,7 @@ def test_sample_flags(capsys, tmp_path, tiny, value, flag):
 
 def test_broken_checkpoints_on_the_command_line(capsys, tmp_path, tiny):
     _, paths = broken_checkpoints(tmp_path, tiny)
-    for name, path in paths.items():
+    for _name, path in paths.items():
         code, _, err = run_cli(capsys, "sample", "--checkpoint", path)
         one_line_error(code, err, "--checkpoint", "broken course checkpoint")
 

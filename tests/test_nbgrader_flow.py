@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _requirements import require
 from conftest import TIME_SCALE
 
@@ -67,7 +66,8 @@ def course(tmp_path_factory):
     solution, release = load("source", FIRST), load("release", FIRST)
 
     loops = copy.deepcopy(solution)
-    cell(loops, "ex01_attention_weights")["source"] = "def attention_weights(q, k):\n    while True:\n        pass\n\nattention_weights(1, 2)\n"
+    cell(loops, "ex01_attention_weights")["source"] = ("def attention_weights(q, k):\n    while True:\n        pass\n\n"
+                                                      "attention_weights(1, 2)\n")
     submit("loops", FIRST, loops)
     killer = copy.deepcopy(solution)
     cell(killer, "ex01_spot_the_bug")["source"] = "import os\nos._exit(1)\n"

@@ -51,3 +51,22 @@ def test_paired_write_back_is_rebuilt_without_duplicates(tmp_path):
     paired.write_text(jupytext.writes(nb, fmt="py:percent"), encoding="utf-8")
     clean, roundtrip = build_notebooks.notebook_from_source(source), build_notebooks.notebook_from_source(paired)
     assert [build_notebooks._cell_key(c) for c in roundtrip.cells] == [build_notebooks._cell_key(c) for c in clean.cells]
+
+
+@pytest.mark.slow
+def test_training_notebooks_reproduce_without_avx512_on_one_thread():
+    # The stored outputs were made with AVX-512 kernels and 2 threads; a CPU without AVX-512 (or a
+    # student's laptop on 1 thread) rounds differently. Outputs must not depend on that: ties broken
+    # deterministically, probabilities settled far from rounding boundaries (notebook 08).
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TIME_SCALE
+
+    notebooks = [f"notebooks/{name}" for name in ("07_training_on_lang_txt.ipynb", "08_sampling.ipynb",
+                                                   "10_evaluation_and_perplexity.ipynb")]
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", *notebooks], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600 * TIME_SCALE)
+    assert result.returncode == 0, result.stdout[-4000:]

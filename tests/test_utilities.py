@@ -1,6 +1,5 @@
 """get_device, seed_everything, data_path and the plotting helpers."""
 import hashlib
-import os
 import random
 
 import matplotlib.pyplot as plt
@@ -54,7 +53,8 @@ def test_data_path_from_any_directory(tmp_path, monkeypatch):
 def test_lang_txt_is_the_seed_corpus_byte_for_byte():
     # The twenty sentences of the course's source document (seed 004), as the course ships them.
     digest = hashlib.sha256(data_path("lang.txt").read_bytes()).hexdigest()
-    assert digest == "80e813541a23d5806b7da8b57c2ce4372b20e28ec1a0efa9eb3fb4b78a49c42d", "data/lang.txt changed: the stored notebook outputs and the corpus floor depend on it"
+    expected = "80e813541a23d5806b7da8b57c2ce4372b20e28ec1a0efa9eb3fb4b78a49c42d"
+    assert digest == expected, "data/lang.txt changed: the stored notebook outputs and the corpus floor depend on it"
 
 
 def test_plot_attention_draws_labelled_heatmap():
