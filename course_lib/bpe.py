@@ -8,7 +8,7 @@ from collections import Counter
 
 
 def merge(ids, pair, new_id):
-    """Replace every occurrence of ``pair`` (left to right, not overlapping) in ``ids`` by ``new_id``."""
+    """Replace every occurrence of ``pair`` (left to right, not overlapping) in ``ids`` by ``new_id`` (notebook 09)."""
     out, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -21,7 +21,7 @@ def merge(ids, pair, new_id):
 
 
 class BPETokenizer:
-    """Byte-level BPE: ``BPETokenizer.train(text, vocab_size)``, then ``encode`` / ``decode``."""
+    """Byte-level BPE: ``BPETokenizer.train(text, vocab_size)``, then ``encode`` / ``decode`` (notebook 09)."""
 
     def __init__(self, merges):
         self.merges = [tuple(pair) for pair in merges]  # merges[r] makes token 256 + r

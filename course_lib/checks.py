@@ -8,7 +8,7 @@ import torch
 
 
 def answered(**answers):
-    """Raise NotImplementedError naming every answer still set to None."""
+    """Raise NotImplementedError naming every answer still set to None (notebook 01)."""
     missing = [name for name, value in answers.items() if value is None]
     if missing:
         raise NotImplementedError(
@@ -16,7 +16,7 @@ def answered(**answers):
 
 
 def expect_shape(tensor, expected, name="the result"):
-    """Assert that ``tensor`` is a tensor of shape ``expected``."""
+    """Assert that ``tensor`` is a tensor of shape ``expected`` (notebook 11)."""
     if not isinstance(tensor, torch.Tensor):
         raise AssertionError(f"{name} should be a torch.Tensor, got {type(tensor).__name__}")
     if tuple(tensor.shape) != tuple(expected):
@@ -43,7 +43,7 @@ def expect_close(actual, expected, name="the result", atol=1e-6):
 
 
 def expect_equal(actual, expected, name="the answer"):
-    """Assert ``actual == expected`` for plain values (ints, strings, tuples)."""
+    """Assert ``actual == expected`` for plain values (ints, strings, tuples) (notebook 01)."""
     if actual != expected:
         raise AssertionError(f"{name} is {actual!r}, expected {expected!r}")
 

@@ -28,7 +28,7 @@ DEFAULTS = GPTConfig(vocab_size=1)
 
 
 class CourseError(Exception):
-    """A problem with the user's input: printed as one line."""
+    """A problem with the user's input: printed as one line (the command line, README "From a terminal")."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +55,7 @@ def _number(kind, low=None, high=None, low_open=False, allow_none=False):
 
 
 def build_parser():
+    """The argument parser of ``python -m course_lib`` (README "From a terminal")."""
     parser = _Parser(prog=PROG, description="Train the course's GPT on a text file and sample from it.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -126,7 +127,7 @@ def _device(name):
         raise CourseError(str(error)) from None
 
 
-def read_sentences(path):
+def _read_sentences(path):
     if not path.is_file():
         raise CourseError(f"--data {path}: no such file")
     raw = path.read_bytes()
@@ -140,7 +141,7 @@ def read_sentences(path):
     return sentences
 
 
-def check_out(args):
+def _check_out(args):
     """Refuse, before any training, an --out that cannot take the checkpoint: never lose a finished run."""
     try:
         check_output_path(args.out)
@@ -150,9 +151,9 @@ def check_out(args):
         raise CourseError(f"--out {args.out} is the --data file: writing the checkpoint there would destroy the corpus")
 
 
-def cmd_train(args):
-    check_out(args)
-    sentences = read_sentences(args.data)
+def _cmd_train(args):
+    _check_out(args)
+    sentences = _read_sentences(args.data)
     tokenizer = WordTokenizer.from_sentences(sentences)
     data = make_batch(tokenizer, sentences)
     if data[0].shape[1] > args.context_length:
@@ -212,7 +213,7 @@ def _save(out, model, tokenizer, **extra):
             out = rescue
 
 
-def cmd_sample(args):
+def _cmd_sample(args):
     from .sampling import generate_text
 
     if not args.checkpoint.is_file():
@@ -232,9 +233,10 @@ def cmd_sample(args):
 
 
 def main(argv=None):
+    """Run the command line; return the exit code: 0, 2 for bad input, 130 when interrupted (README "From a terminal")."""
     try:
         args = build_parser().parse_args(argv)
-        return cmd_train(args) if args.command == "train" else cmd_sample(args)
+        return _cmd_train(args) if args.command == "train" else _cmd_sample(args)
     except CourseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from .masks import causal_mask
 
 
 class FeedForward(nn.Module):
-    """Position-wise feed-forward network: Linear(d_model, d_ff) -> GELU -> Linear(d_ff, d_model).
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> GELU -> Linear(d_ff, d_model) (notebook 05).
 
     "Position-wise" means the same two layers act on every position separately (the seed's
     kernel-size-1 convolutions compute exactly this).
@@ -56,7 +56,7 @@ class DecoderBlock(nn.Module):
 
 
 def block_mask(T, padding_mask=None, cache=None, layer=0, device=None):
-    """The mask a decoder block attends with: causal, and with ``padding_mask`` combined by ``&``.
+    """The mask a decoder block attends with: causal, and with ``padding_mask`` combined by ``&`` (notebook 05).
 
     ``None`` when nothing needs hiding: one new query (generation with a KV cache) may see every
     position before it.

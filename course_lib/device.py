@@ -7,7 +7,7 @@ _KNOWN = ("cpu", "cuda", "mps")
 
 
 def get_device(name=None) -> torch.device:
-    """The best available device: CUDA, then Apple's MPS, then the CPU.
+    """The best available device: CUDA, then Apple's MPS, then the CPU (notebook 07).
 
     ``name`` (for example ``"cpu"`` or ``"cuda:1"``, as the command line's ``--device`` passes it)
     or else the environment variable ``COURSE_DEVICE`` overrides the choice, so a notebook can be

@@ -20,7 +20,7 @@ REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][0-9.]*)")
 
 
 def minimum_versions():
-    """The version floors, read from the installed package's metadata (or pyproject.toml beside it).
+    """The version floors, read from the installed package's metadata (or pyproject.toml beside it; README "Troubleshooting").
 
     One source of truth: pyproject.toml. On Colab the course is imported from a clone without being
     installed, so the file itself is read there.
@@ -79,7 +79,7 @@ def _threads():
 
 
 def checks():
-    """Yield (item, ok, detail, fix) for every item the course needs."""
+    """Yield (item, ok, detail, fix) for every item the course needs (README "Troubleshooting")."""
     ok = sys.version_info[:2] >= MIN_PYTHON
     yield ("Python", ok, platform.python_version(),
            "" if ok else f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
@@ -121,6 +121,7 @@ def checks():
 
 
 def main():
+    """Print the checks; return 1 when any failed (README "Troubleshooting")."""
     failures = 0
     print("GPT-from-scratch course: environment check")
     for item, ok, detail, fix in checks():

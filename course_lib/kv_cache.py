@@ -10,7 +10,7 @@ from ._validate import require_positive_int, require_tensor
 
 
 class KVCache:
-    """Per-layer keys and values, each ``(batch, heads, positions, head_dim)``, grown step by step."""
+    """Per-layer keys and values, each ``(batch, heads, positions, head_dim)``, grown step by step (notebook 11)."""
 
     def __init__(self, n_layers):
         require_positive_int("n_layers", n_layers)

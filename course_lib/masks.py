@@ -18,7 +18,7 @@ def causal_mask(seq_len, device=None, past=0):
 
 
 def padding_mask(token_ids, pad_id):
-    """Boolean ``(batch, 1, 1, seq_len)``: True where the key is a real token, False at padding.
+    """Boolean ``(batch, 1, 1, seq_len)``: True where the key is a real token, False at padding (notebook 04).
 
     The two singleton axes let it broadcast over heads and query positions, and it combines with
     a causal mask by ``&``: ``causal_mask(T) & padding_mask(ids, pad_id)`` is ``(batch, 1, T, T)``.

@@ -19,7 +19,7 @@ def _as_2d_array(name, values):
 
 def plot_attention(weights, query_labels=None, key_labels=None, ax=None, title=None,
                    cmap="viridis", vmin=None, vmax=None, colorbar=True):
-    """A labelled heatmap of ``weights`` ``(T_q, T_k)``: rows are queries, columns are keys.
+    """A labelled heatmap of ``weights`` ``(T_q, T_k)``: rows are queries, columns are keys (notebook 01).
 
     Also draws masks (booleans show as 0/1) and position tables (pass ``vmin=-1, vmax=1``).
     Leading axes of size 1 (a batch of one, one head) are dropped. Returns the matplotlib Axes.
@@ -50,7 +50,7 @@ def plot_attention(weights, query_labels=None, key_labels=None, ax=None, title=N
 
 
 def plot_attention_heads(weights, labels=None, title=None, ncols=4, cmap="viridis"):
-    """A grid of heatmaps, one panel per head; ``weights`` is ``(heads, T, T)`` or ``(1, heads, T, T)``.
+    """A grid of heatmaps, one panel per head; ``weights`` is ``(heads, T, T)`` or ``(1, heads, T, T)`` (notebook 02).
 
     ``labels`` names the positions (used for both axes of a self-attention map). Returns the Figure.
     """

@@ -5,7 +5,7 @@ from ._validate import require_positive_int
 
 
 def sinusoidal_table(n_positions, d_model, dtype=torch.float32):
-    """The table of "Attention Is All You Need", shape ``(n_positions, d_model)``.
+    """The table of "Attention Is All You Need", shape ``(n_positions, d_model)`` (notebook 03).
 
     ``PE[pos, 2i]   = sin(pos / 10000^(2i / d_model))``
     ``PE[pos, 2i+1] = cos(pos / 10000^(2i / d_model))``

@@ -124,7 +124,7 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
 
 def generate_text(model, tokenizer, prompt, max_new_tokens=30, temperature=1.0, top_k=None, top_p=None,
                   generator=None):
-    """Continue the words of ``prompt`` and return the whole text (prompt included).
+    """Continue the words of ``prompt`` and return the whole text (prompt included) (notebook 07).
 
     The prompt is encoded after ``<sos>``, as the model saw sentences in training; words the
     tokenizer does not know become ``<unk>`` (see ``tokenizer.unknown_words``). Stops at ``<eos>``.

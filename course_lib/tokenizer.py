@@ -8,7 +8,7 @@ SPECIALS = (PAD, SOS, EOS, UNK)
 
 
 class WordTokenizer:
-    """Splits text on whitespace; one id per distinct word, after four special tokens.
+    """Splits text on whitespace; one id per distinct word, after four special tokens (notebook 07).
 
     ``<pad>`` = 0 fills short sentences, ``<sos>`` = 1 starts every sentence, ``<eos>`` = 2 ends it,
     ``<unk>`` = 3 stands for any word not in the vocabulary. Words keep their case and punctuation
@@ -101,7 +101,7 @@ class WordTokenizer:
 
 
 def make_batch(tokenizer, sentences):
-    """Inputs and next-token targets for a batch of sentences, right-padded to the longest one.
+    """Inputs and next-token targets for a batch of sentences, right-padded to the longest one (notebook 07).
 
     For "I love Python ." the rows are::
 

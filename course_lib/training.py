@@ -51,7 +51,7 @@ def _check_data(data, name="data"):
 
 @torch.no_grad()
 def evaluate(model, data, pad_id=None, batch_size=256):
-    """Mean next-token cross-entropy (nats per token) over every non-padding target in ``data``."""
+    """Mean next-token cross-entropy (nats per token) over every non-padding target in ``data`` (notebook 07)."""
     inputs, targets = _check_data(data)
     was_training = model.training
     model.eval()

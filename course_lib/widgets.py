@@ -11,7 +11,7 @@ from .sampling import generate_text
 
 
 def temperature_explorer(model, tokenizer, prompt, max_new_tokens=30, samples=3, seed=0):
-    """Sliders for temperature, top-k and top-p; the text below is regenerated on release.
+    """Sliders for temperature, top-k and top-p; the text below is regenerated on release (notebook 08).
 
     Returns the widget (a VBox). Its controls are also reachable as attributes for scripting and
     tests: ``.temperature``, ``.top_k`` (0 = off), ``.top_p``, ``.seed``, and ``.text`` (an HTML

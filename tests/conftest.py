@@ -1,9 +1,15 @@
-"""Shared test set-up: a headless matplotlib, and time limits that scale with the machine's speed."""
+"""Shared test set-up: a headless matplotlib, time limits that scale with the machine's speed, the
+lang.txt corpus and a small GPT (test files import the helpers with ``from conftest import ...``)."""
 import os
 import time
 
 import matplotlib
+import pytest
 import torch
+
+from course_lib.data import load_sentences
+from course_lib.gpt import GPT, GPTConfig
+from course_lib.tokenizer import WordTokenizer, make_batch
 
 matplotlib.use("Agg")  # tests draw figures without a screen
 
@@ -32,3 +38,18 @@ def _time_scale():
 
 
 TIME_SCALE = _time_scale()
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """lang.txt's sentences, its word tokenizer and the whole corpus as one batch (notebook 07)."""
+    sentences = load_sentences("lang.txt")
+    tokenizer = WordTokenizer.from_sentences(sentences)
+    return sentences, tokenizer, make_batch(tokenizer, sentences)
+
+
+def small_gpt(vocab_size=20, **overrides):
+    """A seeded, tiny float64 GPT in eval mode: exact comparisons without training."""
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=vocab_size, context_length=12, d_model=16, n_heads=2, n_layers=2, d_ff=32, **overrides)
+    return GPT(config).double().eval()

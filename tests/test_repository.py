@@ -44,3 +44,48 @@ def test_notebooks_end_with_a_summary_and_link_onwards():
         nb = json.loads(path.read_text(encoding="utf-8"))
         last = "".join(nb["cells"][-1]["source"])
         assert "## Summary" in last, f"{path.name} does not end with a summary"
+
+
+def public_names():
+    """Every public function and class of course_lib, as (module.name, object)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import course_lib
+
+    for info in pkgutil.iter_modules(course_lib.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"course_lib.{info.name}")
+        for name, obj in vars(module).items():
+            if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj)) \
+                    and obj.__module__ == module.__name__:
+                yield f"{info.name}.{name}", obj
+    yield "seed_everything", course_lib.seed_everything
+
+
+def test_every_public_name_says_which_notebook_introduced_it():
+    # d2l's habit: the library is the notebooks' code, and each piece says where it was taught.
+    # The command line and the doctor come from the README instead of a notebook.
+    import inspect
+
+    def missing(names):
+        return [name for name, obj in names.items() if not re.search(r"notebooks? \d\d|README", inspect.getdoc(obj) or "")]
+
+    def undocumented():
+        """Nothing about where it comes from."""
+
+    assert missing({"undocumented": undocumented}) == ["undocumented"]  # positive control: it is caught
+    names = dict(public_names())
+    assert len(names) > 40
+    assert not missing(names), f"docstrings that name no notebook: {missing(names)}"
+
+
+def test_the_notebook_a_docstring_names_exists():
+    import inspect
+
+    existing = {p.name[:2] for p in NOTEBOOKS}
+    for name, obj in public_names():
+        for number in re.findall(r"notebooks? (\d\d)", inspect.getdoc(obj) or ""):
+            assert number in existing, f"{name} names notebook {number}, which does not exist"

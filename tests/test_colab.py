@@ -1,4 +1,4 @@
-"""The environment check and the notebooks' Colab set-up cell (tested on a local stand-in for GitHub)."""
+"""The notebooks' Colab badge and set-up cell, tested on a local stand-in for GitHub."""
 import json
 import os
 import re
@@ -10,36 +10,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-
-def run_doctor(**env):
-    return subprocess.run([sys.executable, "-m", "course_lib.doctor"], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
-
-
-def test_doctor_all_ok_here():
-    result = run_doctor(COURSE_DEVICE="cpu")
-    assert result.returncode == 0, result.stdout
-    for item in ("Python", "torch", "device: cpu", "matplotlib backend", "ipywidgets", "JupyterLab", "data/ folder"):
-        assert re.search(rf"^\[OK\] {re.escape(item)}", result.stdout, re.M), (item, result.stdout)
-    assert "[FAIL]" not in result.stdout and "Traceback" not in result.stderr
-
-
-def test_doctor_names_failures_and_their_fixes(tmp_path):
-    result = run_doctor(COURSE_DEVICE="tpu", COURSE_DATA_DIR=str(tmp_path))
-    assert result.returncode == 1
-    assert re.search(r"^\[FAIL\] device: COURSE_DEVICE='tpu'", result.stdout, re.M)
-    assert re.search(r"^\[FAIL\] data/ folder: no data file 'lang.txt'", result.stdout, re.M)
-    assert result.stdout.count("fix:") == 2 and "Traceback" not in result.stderr
 
 
 def repository_url():
     return re.search(r'^Repository\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 
 
+
 def setup_cell(path):
     return "".join(json.loads(path.read_text())["cells"][1]["source"])
+
 
 
 def test_every_notebook_has_the_badge_and_the_same_setup_cell():
@@ -58,12 +43,14 @@ def test_every_notebook_has_the_badge_and_the_same_setup_cell():
     assert set(re.findall(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/", readme)) == {github_path}
 
 
+
 def test_setup_cell_outside_colab_changes_nothing(tmp_path):
     code = setup_cell(NOTEBOOKS[0]) + "\nimport os, sys\nprint(os.getcwd()); print(len(sys.path))"
     before = subprocess.run([sys.executable, "-c", "import os, sys\nprint(os.getcwd()); print(len(sys.path))"],
                             cwd=tmp_path, capture_output=True, text=True)
     after = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert after.returncode == 0 and after.stdout == before.stdout and after.stderr == ""
+
 
 
 def test_setup_cell_on_colab_fetches_the_course_and_imports_it(tmp_path):
@@ -87,3 +74,4 @@ def test_setup_cell_on_colab_fetches_the_course_and_imports_it(tmp_path):
         assert Path(module_file).resolve().is_relative_to(course_dir.resolve()), module_file
         assert Path(cwd).resolve() == (course_dir / "notebooks").resolve()
         assert n_sentences == "20"
+

@@ -1,10 +1,9 @@
-"""sinusoidal_table against a brute-force double loop; masks against torch.tril."""
+"""The sinusoidal table against a brute-force loop (course_lib.positional)."""
 import math
 
 import pytest
 import torch
 
-from course_lib.masks import causal_mask, padding_mask
 from course_lib.positional import sinusoidal_table
 
 
@@ -18,6 +17,7 @@ def test_sinusoidal_table_matches_double_loop(n_positions, d_model):
             angle = pos / 10000 ** (2 * i / d_model)
             expected = math.sin(angle) if j % 2 == 0 else math.cos(angle)
             assert abs(table[pos, j].item() - expected) < 1e-12
+
 
 
 def test_sinusoidal_table_default_dtype_and_relative_position_rotation():
@@ -34,6 +34,7 @@ def test_sinusoidal_table_default_dtype_and_relative_position_rotation():
         torch.testing.assert_close(pair[:-k] @ rot, pair[k:], atol=1e-10, rtol=0)
 
 
+
 def test_sinusoidal_table_bad_sizes():
     with pytest.raises(ValueError, match="n_positions must be >= 0, got -1"):
         sinusoidal_table(-1, 8)
@@ -43,36 +44,3 @@ def test_sinusoidal_table_bad_sizes():
         sinusoidal_table(4, 8.0)
     assert sinusoidal_table(0, 8).shape == (0, 8)
 
-
-@pytest.mark.parametrize("n", [0, 1, 5, 33])
-def test_causal_mask_matches_tril(n):
-    mask = causal_mask(n)
-    assert mask.dtype == torch.bool and mask.shape == (n, n)
-    assert torch.equal(mask, torch.tril(torch.ones(n, n)).bool())
-
-
-def test_causal_mask_bad_size():
-    with pytest.raises(ValueError, match="seq_len must be >= 0, got -3"):
-        causal_mask(-3)
-
-
-def test_padding_mask_shape_values_and_combination():
-    ids = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])
-    mask = padding_mask(ids, pad_id=0)
-    assert mask.shape == (2, 1, 1, 5) and mask.dtype == torch.bool
-    assert mask[0, 0, 0].tolist() == [True, True, True, False, False]
-    both = causal_mask(5) & mask
-    assert both.shape == (2, 1, 5, 5)
-    for b in range(2):
-        for i in range(5):
-            for j in range(5):
-                assert both[b, 0, i, j].item() == (j <= i and ids[b, j].item() != 0)
-
-
-def test_padding_mask_bad_inputs():
-    with pytest.raises(ValueError, match=r"token_ids must have 2 dimensions, got shape \(5,\)"):
-        padding_mask(torch.tensor([1, 2, 0, 0, 0]), 0)
-    with pytest.raises(TypeError, match="integer token ids"):
-        padding_mask(torch.zeros(2, 3), 0)
-    with pytest.raises(TypeError, match="pad_id must be an int"):
-        padding_mask(torch.zeros(2, 3, dtype=torch.long), "<pad>")
