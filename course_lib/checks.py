@@ -23,23 +23,40 @@ def expect_shape(tensor, expected, name="the result"):
         raise AssertionError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(expected)}")
 
 
-def expect_close(actual, expected, name="the result", atol=1e-6):
+def expect_close(actual, expected, name="the result", atol=1e-6, mistakes=None):
     """Assert that ``actual`` matches ``expected`` in shape, kind of dtype (integer, floating-point,
-    boolean) and, within ``atol``, in value (notebook 01)."""
+    boolean) and, within ``atol``, in value (notebook 01).
+
+    ``mistakes`` maps a hint to what a common mistake would give (e.g. ``{"divide by sqrt(d_k), not
+    d_k": softmax(scores / d_k)}``): when ``actual`` matches one of them instead of ``expected``,
+    the message names that mistake instead of only saying how far off the numbers are.
+    """
     expected = torch.as_tensor(expected)
     expect_shape(actual, expected.shape, name)
     if _kind(actual.dtype) != _kind(expected.dtype):
         raise AssertionError(f"{name} has dtype {actual.dtype}, expected {_kind(expected.dtype)} values "
                              f"like {expected.dtype}")
+    worst, where = _largest_difference(actual, expected)
+    if worst <= atol:
+        return
+    for hint, wrong in (mistakes or {}).items():
+        wrong = torch.as_tensor(wrong)
+        if tuple(wrong.shape) == tuple(actual.shape) and _largest_difference(actual, wrong)[0] <= max(atol, 1e-6):
+            raise AssertionError(f"{name} is not right: {hint}")
+    a, e = actual.detach().cpu().to(torch.float64), expected.detach().cpu().to(torch.float64)
+    raise AssertionError(
+        f"{name} differs from the reference by up to {worst:.3g} (allowed {atol:g}), "
+        f"first at index {where}: got {a[where].item():.6g}, expected {e[where].item():.6g}")
+
+
+def _largest_difference(actual, expected):
     a = actual.detach().cpu().to(torch.float64)
     e = expected.detach().cpu().to(torch.float64)
     same = (a == e) | (a.isnan() & e.isnan())  # equal infinities (masked logits) count as exact
     diff = torch.where(same, torch.zeros_like(a), (a - e).abs().nan_to_num(nan=float("inf")))
-    if diff.numel() and diff.max().item() > atol:
-        where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
-        raise AssertionError(
-            f"{name} differs from the reference by up to {diff.max().item():.3g} (allowed {atol:g}), "
-            f"first at index {where}: got {a[where].item():.6g}, expected {e[where].item():.6g}")
+    if not diff.numel():
+        return 0.0, ()
+    return diff.max().item(), tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
 
 
 def expect_equal(actual, expected, name="the answer"):

@@ -214,13 +214,35 @@ def attention_weights(q, k):
 
 
 # %% tests="ex01_attention_weights_tests" points=2
-_q, _k = torch.randn(3, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+_g = torch.Generator().manual_seed(0)
+_q = torch.randn(2, 3, generator=_g, dtype=torch.float64)  # 2 queries, d_k = 3
+_k = torch.randn(4, 3, generator=_g, dtype=torch.float64)  # 4 keys
 _w = attention_weights(_q, _k)
-assert _w.shape == (3, 5), f"expected shape (3, 5), got {tuple(_w.shape)}"
-assert torch.allclose(_w.sum(-1), torch.ones(3, dtype=torch.float64)), "each row must sum to 1"
+checks.expect_shape(_w, (2, 4), "attention_weights(q, k) for 2 queries and 4 keys")
+assert torch.allclose(_w.sum(-1), torch.ones(2, dtype=torch.float64)), \
+    "each query's weights must sum to 1 over the keys: softmax comes last, over the last axis (dim=-1)"
+_s = _q @ _k.T
+checks.expect_close(_w, torch.softmax(_s / math.sqrt(3), -1), "attention_weights(q, k)", atol=1e-8, mistakes={
+    "divide the scores by sqrt(d_k), not by d_k": torch.softmax(_s / 3, -1),
+    "divide the scores by sqrt(d_k) before the softmax": torch.softmax(_s, -1),
+    "d_k is the size of each query and key, q.shape[-1], not the number of keys": torch.softmax(_s / 2, -1),
+    "d_k is the size of each query and key, q.shape[-1], not the number of queries": torch.softmax(_s / math.sqrt(2), -1),
+})
+_qb = torch.randn(2, 5, 2, 3, generator=_g, dtype=torch.float64)  # (batch, heads, T_q, d_k)
+_kb = torch.randn(2, 5, 4, 3, generator=_g, dtype=torch.float64)  # (batch, heads, T_k, d_k)
+try:
+    _wb = attention_weights(_qb, _kb)
+except RuntimeError as _error:
+    raise AssertionError("with (batch, heads) axes in front, transpose only the last two axes of k: "
+                         f"k.transpose(-2, -1), not k.T ({_error})") from None
+checks.expect_close(_wb, torch.softmax(_qb @ _kb.transpose(-2, -1) / math.sqrt(3), -1),
+                    "attention_weights with (batch, heads) axes", atol=1e-8)
 ### BEGIN HIDDEN TESTS
 _q, _k = torch.randn(2, 3, 6, 16, dtype=torch.float64), torch.randn(2, 3, 9, 16, dtype=torch.float64)
-checks.expect_close(attention_weights(_q, _k), library_version(_q, _k, torch.randn(2, 3, 9, 1, dtype=torch.float64))[1], "attention_weights(q, k) with batch and head axes", atol=1e-10)
+checks.expect_close(attention_weights(_q, _k), library_version(_q, _k, torch.randn(2, 3, 9, 1, dtype=torch.float64))[1],
+                    "attention_weights(q, k) with batch and head axes", atol=1e-8)
+_q32, _k32 = torch.randn(7, 5), torch.randn(3, 5)
+checks.expect_close(attention_weights(_q32, _k32), torch.softmax(_q32 @ _k32.T / math.sqrt(5), -1), "float32 inputs", atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -270,12 +292,19 @@ def fixed_attention(q, k, v):
 
 
 # %% tests="ex01_spot_the_bug_tests" points=2
-_q, _k, _v = (torch.randn(5, 8, dtype=torch.float64) for _ in range(3))
+_g = torch.Generator().manual_seed(1)
+_q, _k, _v = (torch.randn(*shape, generator=_g, dtype=torch.float64) for shape in ((3, 4), (5, 4), (5, 2)))
 _out, _w = fixed_attention(_q, _k, _v)
-assert torch.allclose(_w.sum(-1), torch.ones(5, dtype=torch.float64)), "weights must sum to 1 over the keys"
+checks.expect_shape(_w, (3, 5), "fixed_attention's weights for 3 queries and 5 keys")
+assert torch.allclose(_w.sum(-1), torch.ones(3, dtype=torch.float64)), \
+    "each query's weights must sum to 1 over the KEYS: softmax over the last axis (dim=-1), not over the queries"
+_reference = torch.softmax(_q @ _k.T / 2, -1)  # sqrt(d_k) = 2
+checks.expect_close(_w, _reference, "fixed_attention's weights", atol=1e-8)
+checks.expect_close(_out, _reference @ _v, "fixed_attention's output", atol=1e-8)
 ### BEGIN HIDDEN TESTS
 _q, _k, _v = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 6, 8, dtype=torch.float64), torch.randn(2, 6, 4, dtype=torch.float64)
-checks.expect_close(fixed_attention(_q, _k, _v)[0], F.scaled_dot_product_attention(_q, _k, _v), "fixed_attention's output", atol=1e-10)
+checks.expect_close(fixed_attention(_q, _k, _v)[0], F.scaled_dot_product_attention(_q, _k, _v), "fixed_attention's output",
+                    atol=1e-8)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -183,12 +183,20 @@ def split_heads(t, n_heads):
 
 
 # %% tests="ex02_split_heads_tests" points=2
-_t = torch.arange(2 * 3 * 8.0).view(2, 3, 8)
-assert split_heads(_t, 4).shape == (2, 4, 3, 2), f"got {tuple(split_heads(_t, 4).shape)}"
-### BEGIN HIDDEN TESTS
+_t = torch.arange(2 * 3 * 8.0).view(2, 3, 8)  # (batch 2, T 3, d_model 8): each number says where it came from
 _s = split_heads(_t, 4)
+checks.expect_shape(_s, (2, 4, 3, 2), "split_heads(t, 4) for t of shape (2, 3, 8)")
+checks.expect_close(_s[0, 1, 0], _t[0, 0, 2:4], "head 1 at position 0 (it should hold features 2:4)", atol=0, mistakes={
+    "view as (batch, T, heads, head_dim) first, then swap T and heads: reshaping straight to "
+    "(batch, heads, T, head_dim) mixes positions into heads": _t.reshape(2, 4, 3, 2)[0, 1, 0],
+    "head h holds the consecutive features h * head_dim : (h + 1) * head_dim, not every n_heads-th one": _t[0, 0, 1::4],
+})
 for _h in range(4):
     checks.expect_close(_s[:, _h], _t[..., 2 * _h: 2 * _h + 2], f"head {_h}", atol=0)
+### BEGIN HIDDEN TESTS
+_t2 = torch.randn(3, 5, 12)
+checks.expect_close(split_heads(_t2, 3), LibraryMHA(12, 3).split_heads(_t2), "split_heads(t, 3) on (3, 5, 12)", atol=0)
+checks.expect_close(split_heads(_t2, 6), _t2.view(3, 5, 6, 2).transpose(1, 2), "split_heads(t, 6) on (3, 5, 12)", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -212,7 +220,13 @@ assert predicted_parameters == sum(p.numel() for p in LibraryMHA(64, 4).paramete
 
 # %% [markdown]
 # **Exercise 3 (spot the bug, 2 points).** This merge gives the right shape and the wrong numbers.
-# Explain why in a comment, then write `fixed_merge_heads`.
+# What is the cause? Set `merge_bug_cause` to one letter, then write `fixed_merge_heads(t)` for any
+# `(batch, heads, T, head_dim)` tensor.
+#
+# - **A**: `reshape` copies the data, so the result no longer shares memory with `t`
+# - **B**: `t` is laid out as (heads, T) in memory; reshaping without first moving the heads next to
+#   `head_dim` reads the numbers in that order, so positions and heads get mixed
+# - **C**: `heads * head_dim` is not `d_model`
 
 # %%
 def buggy_merge_heads(t):  # (batch, heads, T, head_dim) -> (batch, T, d_model)
@@ -221,6 +235,12 @@ def buggy_merge_heads(t):  # (batch, heads, T, head_dim) -> (batch, T, d_model)
 
 
 # %% solution="ex02_spot_the_bug"
+merge_bug_cause = None  # your answer: "A", "B" or "C"
+### BEGIN SOLUTION
+merge_bug_cause = "B"
+### END SOLUTION
+
+
 def fixed_merge_heads(t):
     ### BEGIN SOLUTION
     # reshape without transposing reads the heads' blocks in memory order, so "position 1" gets
@@ -231,11 +251,23 @@ def fixed_merge_heads(t):
 
 
 # %% tests="ex02_spot_the_bug_tests" points=2
+checks.answered(merge_bug_cause=merge_bug_cause)
+assert merge_bug_cause in {"A", "B", "C"}, 'merge_bug_cause must be "A", "B" or "C"'
 _x = torch.randn(2, 5, 12)
-assert fixed_merge_heads(split_heads(_x, 3)).shape == (2, 5, 12)
+_heads = _x.view(2, 5, 3, 4).transpose(1, 2)  # (2, 3, 5, 4): x split into 3 heads, as split_heads gives it
+checks.expect_close(fixed_merge_heads(_heads), _x, "fixed_merge_heads(x split into heads): merging must give x back", atol=0)
+_plain = torch.randn(2, 3, 5, 4)  # a (batch, heads, T, head_dim) tensor laid out in that order in memory
+try:
+    _merged = fixed_merge_heads(_plain)
+except RuntimeError as _error:
+    raise AssertionError("fixed_merge_heads must work on any (batch, heads, T, head_dim) tensor, not only on a transposed "
+                         f"view: after transpose, use reshape (or .contiguous().view) ({_error})") from None
+checks.expect_close(_merged, _plain.transpose(1, 2).reshape(2, 5, 12), "fixed_merge_heads of a plain tensor", atol=0)
 ### BEGIN HIDDEN TESTS
-checks.expect_close(fixed_merge_heads(_x.view(2, 5, 3, 4).transpose(1, 2)), _x, "merge(split(x))", atol=0)
+checks.expect_equal(merge_bug_cause, "B", "merge_bug_cause")
 assert torch.equal(fixed_merge_heads(LibraryMHA(12, 3).split_heads(_x)), _x)
+_odd = torch.randn(3, 2, 7, 5)
+checks.expect_close(fixed_merge_heads(_odd), _odd.transpose(1, 2).reshape(3, 7, 10), "fixed_merge_heads on (3, 2, 7, 5)", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -188,11 +188,18 @@ def angular_speeds(d_model):
 
 
 # %% tests="ex03_angular_speeds_tests" points=2
-assert angular_speeds(8).shape == (4,), f"expected 4 speeds for d_model=8, got {tuple(angular_speeds(8).shape)}"
-assert abs(angular_speeds(8)[0].item() - 1.0) < 1e-12, "the first pair turns at speed 1"
+_w8 = angular_speeds(8)
+checks.expect_shape(_w8, (4,), "angular_speeds(8): one speed per sin/cos pair, d_model / 2 of them")
+assert _w8.dtype == torch.float64, f"return float64, as asked (got {_w8.dtype})"
+checks.expect_close(_w8, torch.tensor([1.0, 0.1, 0.01, 0.001], dtype=torch.float64), "angular_speeds(8)", atol=1e-12, mistakes={
+    "the exponent is 2i / d_model for i = 0 .. d_model/2 - 1, i.e. torch.arange(0, d_model, 2) / d_model":
+        1 / 10000 ** (torch.arange(4, dtype=torch.float64) / 8),
+    "the speeds are 1 / 10000^(2i / d_model), not 10000^(2i / d_model)": 10000 ** (torch.arange(0, 8, 2, dtype=torch.float64) / 8),
+})
 ### BEGIN HIDDEN TESTS
 _w = angular_speeds(32)
 checks.expect_close(torch.sin(5 * _w), library_table(6, 32, dtype=torch.float64)[5, 0::2], "sin(5 * angular_speeds(32))", atol=1e-12)
+checks.expect_shape(angular_speeds(2), (1,), "angular_speeds(2)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -242,10 +249,16 @@ def fixed_table(n_positions, d_model):
 
 
 # %% tests="ex03_spot_the_bug_tests" points=2
-assert fixed_table(10, 8).shape == (10, 8)
+_t = fixed_table(10, 8)
+checks.expect_shape(_t, (10, 8), "fixed_table(10, 8)")
+checks.expect_close(_t[3, 1], math.cos(3.0), "column 1 (the cosine of pair 0, speed 1) at position 3", atol=1e-6, mistakes={
+    "columns 2i and 2i+1 must turn at the SAME speed: the cosine in column 2i+1 uses the exponent 2i / d_model, "
+    "like its sine, so the pair is one clock hand": math.cos(3 / 10000 ** (1 / 8)),
+})
+checks.expect_close(_t, library_table(10, 8, dtype=torch.float64), "fixed_table(10, 8)", atol=1e-6)
 ### BEGIN HIDDEN TESTS
-checks.expect_close(fixed_table(50, 16), library_table(50, 16, dtype=torch.float64), "fixed_table(50, 16)", atol=1e-12)
-assert torch.allclose(fixed_table(50, 16)[:-2] @ shift_matrix(2, 16).T, fixed_table(50, 16)[2:], atol=1e-10)
+checks.expect_close(fixed_table(50, 16), library_table(50, 16, dtype=torch.float64), "fixed_table(50, 16)", atol=1e-6)
+assert torch.allclose(fixed_table(50, 16).double()[:-2] @ shift_matrix(2, 16).T, fixed_table(50, 16).double()[2:], atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]

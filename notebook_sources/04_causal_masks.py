@@ -191,8 +191,17 @@ def sliding_window_mask(seq_len, window):
 
 # %% tests="ex04_sliding_window_tests" points=2
 _m = sliding_window_mask(5, 2)
-assert _m.dtype == torch.bool and _m.shape == (5, 5), "expected a (5, 5) boolean mask"
-assert _m[3].tolist() == [False, False, True, True, False], f"row 3 should see positions 2 and 3, got {_m[3].tolist()}"
+checks.expect_shape(_m, (5, 5), "sliding_window_mask(5, 2)")
+assert _m.dtype == torch.bool, f"return a boolean mask (True = may attend), got {_m.dtype}"
+_expected = torch.tensor([[(s <= t) and (t - s < 2) for s in range(5)] for t in range(5)])
+checks.expect_close(_m, _expected, "sliding_window_mask(5, 2)", atol=0, mistakes={
+    "the mask must stay causal: query t never sees a later key (nothing above the diagonal)":
+        torch.tensor([[abs(t - s) < 2 for s in range(5)] for t in range(5)]),
+    "query t sees window positions, t - window + 1 .. t (itself included), not window + 1":
+        torch.tensor([[(s <= t) and (t - s <= 2) for s in range(5)] for t in range(5)]),
+    "query t sees itself: the diagonal belongs to the window": torch.tensor([[(s < t) and (t - s <= 2) for s in range(5)] for t in range(5)]),
+    "True means 'may attend': this mask marks the positions to hide": ~_expected,
+})
 ### BEGIN HIDDEN TESTS
 for _T, _w in [(7, 3), (4, 10), (6, 1)]:
     _expected = torch.tensor([[(s <= t) and (t - s < _w) for s in range(_T)] for t in range(_T)])
@@ -241,10 +250,29 @@ def fixed_decoder_mask(token_ids, pad_id):
 
 
 # %% tests="ex04_spot_the_bug_tests" points=2
-_ids = torch.tensor([[4, 5, 6, 0], [7, 8, 0, 0]])
-assert fixed_decoder_mask(_ids, 0).shape == (2, 1, 4, 4)
+_ids = torch.tensor([[4, 5, 6, 0], [0, 0, 7, 8]])  # padded on the right, and on the left
+_m = fixed_decoder_mask(_ids, 0)
+checks.expect_shape(_m, (2, 1, 4, 4), "fixed_decoder_mask for 2 sequences of 4 tokens")
+assert _m.dtype == torch.bool, f"return a boolean mask (True = may attend), got {_m.dtype}"
+_real = (_ids != 0)[:, None, :, None]  # the rows of real (not padding) queries
+_reference = masks.causal_mask(4) & masks.padding_mask(_ids, 0)
+checks.expect_close(_m & _real, _reference & _real, "fixed_decoder_mask (rows of real tokens)", atol=0, mistakes={
+    "True must mean 'may attend': tril() keeps the past and the present, triu(diagonal=1) is the future":
+        torch.ones(4, 4).triu(1).bool() & masks.padding_mask(_ids, 0) & _real,
+    "the padding part must be True at real tokens: token_ids != pad_id": masks.causal_mask(4) & (_ids == 0)[:, None, None, :] & _real,
+    "both parts are inverted: True must mean 'may attend' (the past, and real tokens)":
+        torch.ones(4, 4).triu(1).bool() & (_ids == 0)[:, None, None, :] & _real,
+    "padding is a property of the KEYS (the columns): a real token must not attend to a padding token, "
+    "so the padding part broadcasts as (batch, 1, 1, T)": masks.causal_mask(4) & (_ids != 0)[:, None, :, None] & _real,
+})
 ### BEGIN HIDDEN TESTS
-checks.expect_close(fixed_decoder_mask(_ids, 0), masks.causal_mask(4) & masks.padding_mask(_ids, 0), "fixed_decoder_mask", atol=0)
+# Rows of padding queries: hiding padding on both axes (all False) and on keys only are both right.
+for _ids2, _pad in [(_ids, 0), (torch.tensor([[1, 2, 3, 9, 9], [9, 9, 9, 9, 9], [9, 6, 7, 8, 4]]), 9)]:
+    _m2, _T = fixed_decoder_mask(_ids2, _pad), _ids2.shape[1]
+    _real2 = (_ids2 != _pad)[:, None, :, None]
+    _ref2 = masks.causal_mask(_T) & masks.padding_mask(_ids2, _pad)
+    checks.expect_close(_m2 & _real2, _ref2 & _real2, f"fixed_decoder_mask(pad_id={_pad})", atol=0)
+    assert torch.equal(_m2 & ~_real2, _ref2 & ~_real2) or not (_m2 & ~_real2).any(), "rows of padding queries"
 ### END HIDDEN TESTS
 
 # %% [markdown]

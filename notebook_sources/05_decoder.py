@@ -248,15 +248,38 @@ def post_ln_forward(block, x):
 
 
 # %% tests="ex05_post_ln_tests" points=2
+torch.manual_seed(0)
 _block = LibraryBlock(16, 2, 32).double().eval()
+with torch.no_grad():  # two different LayerNorms, so that using the wrong one (or one twice) shows
+    for _ln in (_block.ln1, _block.ln2):
+        _ln.weight.uniform_(0.5, 1.5)
+        _ln.bias.uniform_(-0.5, 0.5)
 _x = torch.randn(2, 5, 16, dtype=torch.float64)
-assert post_ln_forward(_block, _x).shape == (2, 5, 16)
-assert torch.allclose(post_ln_forward(_block, _x).std(-1, unbiased=False), torch.ones(2, 5, dtype=torch.float64), atol=1e-3), \
-    "post-LN ends with a LayerNorm, so every position's output has std ~1"
+_out = post_ln_forward(_block, _x)
+checks.expect_shape(_out, (2, 5, 16), "post_ln_forward(block, x)")
+
+
+def _post_ln(first_norm, second_norm, causal=True):
+    h = first_norm(_x + _block.attn(_x, mask=causal_mask(5) if causal else None))
+    return second_norm(h + _block.ffn(h))
+
+
+checks.expect_close(_out, _post_ln(_block.ln1, _block.ln2), "post_ln_forward(block, x)", atol=1e-8, mistakes={
+    "this is the pre-LN block: post-LN normalises AFTER adding, x = LN(x + sublayer(x))": _block(_x),
+    "ln1 goes with the attention, ln2 with the feed-forward network (they are swapped)": _post_ln(_block.ln2, _block.ln1),
+    "each sublayer has its own LayerNorm: ln1 after the attention, ln2 after the feed-forward (ln1 used twice)":
+        _post_ln(_block.ln1, _block.ln1),
+    "each sublayer has its own LayerNorm: ln1 after the attention, ln2 after the feed-forward (ln2 used twice)":
+        _post_ln(_block.ln2, _block.ln2),
+    "the attention must be causal: pass mask=causal_mask(T)": _post_ln(_block.ln1, _block.ln2, causal=False),
+})
 ### BEGIN HIDDEN TESTS
 _ref = copy_into_pytorch_layer(_block)
 _ref.norm_first = False
-checks.expect_close(post_ln_forward(_block, _x), _ref(_x, src_mask=~causal_mask(5)), "post_ln_forward vs nn.TransformerEncoderLayer(norm_first=False)", atol=1e-10)
+checks.expect_close(post_ln_forward(_block, _x), _ref(_x, src_mask=~causal_mask(5)),
+                    "post_ln_forward vs nn.TransformerEncoderLayer(norm_first=False)", atol=1e-8)
+_x7 = torch.randn(1, 7, 16, dtype=torch.float64)
+checks.expect_close(post_ln_forward(_block, _x7), _ref(_x7, src_mask=~causal_mask(7)), "post_ln_forward on 7 positions", atol=1e-8)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -301,12 +324,20 @@ def fixed_forward(block, x):
 
 # %% tests="ex05_spot_the_bug_tests" points=2
 _x = torch.randn(1, 6, 16, dtype=torch.float64)
-assert fixed_forward(_block, _x).shape == (1, 6, 16)
-### BEGIN HIDDEN TESTS
-checks.expect_close(fixed_forward(_block, _x), _block(_x), "fixed_forward vs the library block", atol=1e-12)
+_y = fixed_forward(_block, _x)
+checks.expect_shape(_y, (1, 6, 16), "fixed_forward(block, x)")
 _changed = _x.clone()
-_changed[0, 5] += 1
-assert torch.allclose(fixed_forward(_block, _changed)[0, :5], fixed_forward(_block, _x)[0, :5])
+_changed[0, 5] += torch.randn(16, dtype=torch.float64)  # change the LAST position only: no earlier output may move
+assert torch.allclose(fixed_forward(_block, _changed)[0, :5], _y[0, :5]), \
+    "changing the last token changed earlier outputs: position t may see only positions <= t (causal_mask(T), not its transpose)"
+_changed = _x.clone()
+_changed[0, 0] += torch.randn(16, dtype=torch.float64)  # change the FIRST position: every later output must move
+assert not torch.allclose(fixed_forward(_block, _changed)[0, 5], _y[0, 5]), \
+    "the last position did not see the first one: every position must see all the positions before it"
+checks.expect_close(_y, _block(_x), "fixed_forward vs the library's pre-LN block", atol=1e-8)
+### BEGIN HIDDEN TESTS
+_x3 = torch.randn(3, 4, 16, dtype=torch.float64)
+checks.expect_close(fixed_forward(_block, _x3), _block(_x3), "fixed_forward on a batch of 3", atol=1e-8)
 ### END HIDDEN TESTS
 
 # %% [markdown]

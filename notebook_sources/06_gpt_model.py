@@ -253,10 +253,21 @@ def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, po
 
 # %% tests="ex06_count_parameters_tests" points=2
 _n = count_gpt_parameters(100, 32, 64, 2, 256, "sinusoidal")
-assert isinstance(_n, int), "return an int"
+assert isinstance(_n, int), f"return an int, got {type(_n).__name__}"
+_true = LibraryGPT(LibraryConfig(vocab_size=100, context_length=32, d_model=64, n_heads=4, n_layers=2, d_ff=256)).num_parameters()
+_hints = {_true + 100 * 64: "the output layer is tied to the token embedding: that matrix counts once",
+          _true + 32 * 64: "sinusoidal positions are a fixed table (a buffer), not parameters",
+          _true - 2 * 64: "count the final LayerNorm (ln_f): 2 * d_model",
+          _true - 2 * 4 * 64: "each block has two LayerNorms of 2 * d_model parameters each",
+          _true - 2 * (4 * 64 + 256 + 64): "count the biases: the 4 attention projections' and both feed-forward layers'"}
+assert _n == _true, _hints.get(_n, f"count_gpt_parameters(100, 32, 64, 2, 256, 'sinusoidal') = {_n:,}, but the model has {_true:,}")
+_learned = LibraryGPT(LibraryConfig(vocab_size=100, context_length=32, d_model=64, n_heads=4, n_layers=2, d_ff=256,
+                                    positions="learned")).num_parameters()
+checks.expect_equal(count_gpt_parameters(100, 32, 64, 2, 256, "learned"), _learned,
+                    "with learned positions (a context_length x d_model table of parameters)")
 ### BEGIN HIDDEN TESTS
-for _args in [(100, 32, 64, 2, 256, "sinusoidal"), (500, 16, 32, 3, 64, "learned")]:
-    _cfg = LibraryConfig(vocab_size=_args[0], context_length=_args[1], d_model=_args[2], n_heads=4,
+for _args in [(100, 32, 64, 2, 256, "sinusoidal"), (500, 16, 32, 3, 64, "learned"), (7, 5, 8, 1, 3, "sinusoidal")]:
+    _cfg = LibraryConfig(vocab_size=_args[0], context_length=_args[1], d_model=_args[2], n_heads=4 if _args[2] % 4 == 0 else 1,
                          n_layers=_args[3], d_ff=_args[4], positions=_args[5])
     checks.expect_equal(count_gpt_parameters(*_args), LibraryGPT(_cfg).num_parameters(), f"count_gpt_parameters{_args}")
 ### END HIDDEN TESTS
@@ -292,9 +303,16 @@ def seed_positions_fixed(dec_inputs):
 
 
 # %% tests="ex06_spot_the_bug_tests" points=2
-assert seed_positions_fixed(torch.zeros(3, 16, dtype=torch.long)).shape == (1, 16)
+_p = seed_positions_fixed(torch.zeros(3, 16, dtype=torch.long))
+assert isinstance(_p, torch.Tensor), f"return a tensor of positions, got {type(_p).__name__}"
+assert tuple(_p.shape) != (1, 3), "positions run along the sequence (dim 1, 16 here), not along the batch (dim 0, 3 here)"
+checks.expect_shape(_p, (1, 16), "seed_positions_fixed for a batch of 3 sequences of 16 tokens: one row that broadcasts over the batch")
+assert not _p.is_floating_point(), \
+    f"positions index an embedding table (nn.Embedding): they must be integers, e.g. torch.arange(T), got {_p.dtype}"
+checks.expect_equal(_p.tolist(), [list(range(16))], "the positions")
 ### BEGIN HIDDEN TESTS
 assert seed_positions_fixed(torch.zeros(30, 5, dtype=torch.long)).tolist() == [[0, 1, 2, 3, 4]]
+assert seed_positions_fixed(torch.zeros(1, 2, dtype=torch.long)).tolist() == [[0, 1]]
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -314,11 +314,24 @@ def masked_mean_loss(logits, targets, pad_id):
 
 
 # %% tests="ex07_masked_loss_tests" points=2
-_logits = torch.randn(2, 4, 6, dtype=torch.float64)
-_targets = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 0]])
-assert masked_mean_loss(_logits, _targets, 0).shape == (), "return a single number (a 0-d tensor)"
+_logits = torch.randn(2, 4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+_targets = torch.tensor([[1, 2, 0, 0], [3, 4, 5, 0]])  # 5 real targets, 3 padding (pad_id 0)
+_loss = masked_mean_loss(_logits, _targets, 0)
+checks.expect_shape(_loss, (), "masked_mean_loss(...): a single number (a 0-d tensor)")
+_per_token = F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), reduction="none")
+_real = (_targets.reshape(-1) != 0).double()
+checks.expect_close(_loss, (_per_token * _real).sum() / _real.sum(), "masked_mean_loss", atol=1e-8, mistakes={
+    "that is the mean over every target, padding included: average over the real targets only": _per_token.mean(),
+    "divide by the number of real targets (5 here), not by the number of all targets (8)": (_per_token * _real).sum() / 8,
+    "keep the targets that are NOT padding: targets != pad_id": (_per_token * (1 - _real)).sum() / (1 - _real).sum(),
+    "average over all real targets at once, not sentence by sentence (sentences have different lengths)":
+        ((_per_token * _real).view(2, 4).sum(1) / _real.view(2, 4).sum(1)).mean(),
+})
 ### BEGIN HIDDEN TESTS
-checks.expect_close(masked_mean_loss(_logits, _targets, 0), F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), ignore_index=0), "masked_mean_loss", atol=1e-10)
+checks.expect_close(masked_mean_loss(_logits, _targets, 0), F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), ignore_index=0),
+                    "masked_mean_loss", atol=1e-8)
+checks.expect_close(masked_mean_loss(_logits, _targets, 3), F.cross_entropy(_logits.reshape(-1, 6), _targets.reshape(-1), ignore_index=3),
+                    "masked_mean_loss with pad_id=3", atol=1e-8)
 _more = torch.cat([_targets, torch.zeros(2, 3, dtype=torch.long)], 1)
 _more_logits = torch.cat([_logits, torch.randn(2, 3, 6, dtype=torch.float64)], 1)
 assert torch.allclose(masked_mean_loss(_more_logits, _more, 0), masked_mean_loss(_logits, _targets, 0))
@@ -376,14 +389,44 @@ def fixed_train_steps(model, data, steps, lr=1e-2):
 
 
 # %% tests="ex07_spot_the_bug_tests" points=2
-course_lib.seed_everything(1)
-_losses = fixed_train_steps(GPT(GPTConfig(vocab_size=len(tokenizer))), (inputs, targets), 5)
-assert len(_losses) == 5 and _losses[-1] < _losses[0]
-### BEGIN HIDDEN TESTS
+# With lr=0 the weights never move, so every step computes the same gradient g: after 3 steps a
+# correct loop holds g in .grad (for optimizer.step()), a loop that never clears it holds 3 g.
 course_lib.seed_everything(1)
 _model = GPT(GPTConfig(vocab_size=len(tokenizer)))
-fixed_train_steps(_model, (inputs, targets), 100)
-assert evaluate(_model, (inputs, targets), pad_id=0) < 1.2 * floor
+_losses = fixed_train_steps(_model, (inputs, targets), 3, lr=0.0)
+assert len(_losses) == 3 and all(isinstance(_l, float) for _l in _losses), "return the list of the 3 losses, as floats (loss.item())"
+_after = [torch.zeros_like(_p) if _p.grad is None else _p.grad.clone() for _p in _model.parameters()]
+_model.zero_grad()
+_model(inputs, targets, pad_id=0)[1].backward()
+_one = [_p.grad for _p in _model.parameters()]
+_cleared = all(not _a.any() for _a in _after)  # also right: clearing them after step()
+if not _cleared and all(torch.allclose(_a, 3 * _g) for _a, _g in zip(_after, _one)):
+    raise AssertionError("after 3 steps the gradient is 3 times one step's: backward() ADDS to .grad, so every step also "
+                         "followed the gradients of all the steps before it. Clear them each step.")
+assert _cleared or all(torch.allclose(_a, _g) for _a, _g in zip(_after, _one)), "each step must use exactly its own gradient"
+course_lib.seed_everything(1)
+_losses = fixed_train_steps(GPT(GPTConfig(vocab_size=len(tokenizer))), (inputs, targets), 5)
+assert len(set(_losses)) > 1, ("the loss never changes: step() found no gradients. Clear them before backward(), "
+                               "not between backward() and step()")
+assert _losses[-1] < _losses[0], "with lr=1e-2 the loss should fall over 5 steps"
+### BEGIN HIDDEN TESTS
+def _reference_steps(model, data, steps, lr=1e-2):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        _, loss = model(data[0], data[1], pad_id=0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+course_lib.seed_everything(2)
+_mine = fixed_train_steps(GPT(GPTConfig(vocab_size=len(tokenizer))), (inputs, targets), 30)
+course_lib.seed_everything(2)
+_theirs = _reference_steps(GPT(GPTConfig(vocab_size=len(tokenizer))), (inputs, targets), 30)
+checks.expect_close(torch.tensor(_mine), torch.tensor(_theirs), "the losses of 30 steps", atol=1e-4)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -276,12 +276,22 @@ def temperature_probs(logits, T):
 
 # %% tests="ex08_temperature_tests" points=2
 _z = torch.tensor([1.0, 2.0, 3.0])
-assert torch.allclose(temperature_probs(_z, 1.0).sum(), torch.tensor(1.0)), "probabilities sum to 1"
+_p = temperature_probs(_z, 0.5)
+checks.expect_shape(_p, (3,), "temperature_probs(z, 0.5)")
+checks.expect_close(_p, torch.softmax(_z / 0.5, -1), "temperature_probs(z, 0.5)", mistakes={
+    "divide the logits by T BEFORE the softmax: softmax(z / T), not softmax(z) / T": torch.softmax(_z, -1) / 0.5,
+    "the temperature divides the logits, before the softmax: softmax(z / T)": torch.softmax(torch.softmax(_z, -1) / 0.5, -1),
+    "divide by T (z / T): multiplying flattens where it should sharpen": torch.softmax(_z * 0.5, -1),
+})
+assert torch.allclose(_p.sum(), torch.tensor(1.0)), "probabilities must sum to 1"
+checks.expect_close(temperature_probs(_z, 0).to(torch.float32), torch.tensor([0.0, 0.0, 1.0]),
+                    "temperature_probs(z, 0): greedy, all the probability on the argmax (a one-hot vector)")
+_zz = torch.randn(4, 10, generator=torch.Generator().manual_seed(0))
+checks.expect_close(temperature_probs(_zz, 2.0), torch.softmax(_zz / 2, -1), "temperature_probs on a (4, 10) batch: softmax over the last axis")
 ### BEGIN HIDDEN TESTS
-assert torch.equal(temperature_probs(_z, 0), torch.tensor([0.0, 0.0, 1.0]))
-checks.expect_close(temperature_probs(_z, 0.5), torch.softmax(_z * 2, -1), "temperature_probs(z, 0.5)")
-_zz = torch.randn(4, 10)
-assert torch.allclose(temperature_probs(_zz, 2.0), torch.softmax(_zz / 2, -1))
+checks.expect_close(temperature_probs(_zz, 0).to(torch.float32), torch.nn.functional.one_hot(_zz.argmax(-1), 10).float(),
+                    "temperature_probs(batch, 0)")
+checks.expect_close(temperature_probs(_zz, 1.0), torch.softmax(_zz, -1), "temperature_probs(z, 1)")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -328,11 +338,18 @@ def fixed_top_k(logits, k):
 
 # %% tests="ex08_spot_the_bug_tests" points=2
 _z = torch.tensor([2.0, -1.0, 0.5, 3.0])
-assert fixed_top_k(_z, 2).shape == (4,)
+_f = fixed_top_k(_z, 2)
+checks.expect_shape(_f, (4,), "fixed_top_k(z, 2)")
+checks.expect_equal((torch.softmax(_f, -1) > 1e-9).tolist(), [True, False, False, True],
+                    "which tokens softmax(fixed_top_k(z, 2)) can still pick: a logit of 0 still has probability, "
+                    "exp(0) = 1; an impossible token needs a logit of -inf")
+checks.expect_close(torch.softmax(_f, -1), torch.softmax(filter_logits(_z, top_k=2), -1), "softmax(fixed_top_k(z, 2))")
 ### BEGIN HIDDEN TESTS
-assert torch.equal(torch.softmax(fixed_top_k(_z, 2), -1) > 0, torch.tensor([True, False, False, True]))
 _zz = torch.randn(5, 20)
-checks.expect_close(fixed_top_k(_zz, 4), filter_logits(_zz, top_k=4), "fixed_top_k(z, 4)", atol=0)
+_ff = fixed_top_k(_zz, 4)
+checks.expect_close(torch.softmax(_ff, -1), torch.softmax(filter_logits(_zz, top_k=4), -1), "softmax(fixed_top_k(z, 4))")
+_keep = torch.isfinite(filter_logits(_zz, top_k=4))
+checks.expect_close(_ff[_keep], _zz[_keep], "the kept logits, unchanged", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

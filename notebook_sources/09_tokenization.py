@@ -198,8 +198,9 @@ except Exception as error:  # not installed, or no network for its vocabulary fi
 # is wrong.
 #
 # **Exercise 1 (implement, 2 points).** Write `most_frequent_pair(ids)`: the adjacent pair that
-# occurs most often in the list `ids` (ties: the pair that occurs first), or `None` for fewer than
-# two ids.
+# occurs most often in the list `ids`, or `None` for fewer than two ids. Count every adjacent
+# position, as `BPETokenizer.train` does: in `[1, 1, 1]` the pair `(1, 1)` occurs twice. Ties go to the
+# pair that occurs first.
 
 # %% solution="ex09_most_frequent_pair"
 def most_frequent_pair(ids):
@@ -211,10 +212,16 @@ def most_frequent_pair(ids):
 
 # %% tests="ex09_most_frequent_pair_tests" points=2
 checks.expect_equal(most_frequent_pair([1, 2, 3, 1, 2]), (1, 2), "most_frequent_pair([1, 2, 3, 1, 2])")
+checks.expect_equal(most_frequent_pair([5, 6, 1, 2, 5, 6, 1, 2]), (5, 6), "most_frequent_pair([5, 6, 1, 2, 5, 6, 1, 2]): "
+                    "(5, 6) and (1, 2) occur twice each, and a tie goes to the pair that occurs first")
+checks.expect_equal(most_frequent_pair([1, 1, 1, 2, 3, 2, 3]), (1, 1), "most_frequent_pair([1, 1, 1, 2, 3, 2, 3]): count every "
+                    "adjacent position, overlapping ones too, so (1, 1) occurs twice, as often as (2, 3), and first")
+checks.expect_equal(most_frequent_pair([5]), None, "most_frequent_pair([5]): fewer than two ids have no pair")
 ### BEGIN HIDDEN TESTS
-checks.expect_equal(most_frequent_pair([5]), None, "most_frequent_pair([5])")
+checks.expect_equal(most_frequent_pair([]), None, "most_frequent_pair([])")
 checks.expect_equal(most_frequent_pair([7, 8, 9, 9, 7, 8, 9, 9]), (7, 8), "a tie goes to the first pair")
 checks.expect_equal(most_frequent_pair(list(b"aaabdaaabac")), (97, 97), "most_frequent_pair(b'aaabdaaabac')")
+checks.expect_equal(most_frequent_pair([3, 9, 9, 9, 4, 3, 4, 3]), (9, 9), "most_frequent_pair([3, 9, 9, 9, 4, 3, 4, 3])")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -232,6 +239,7 @@ tokens_for_5 = 3  # [256, 256, 97]: pairs do not overlap
 
 # %% tests="ex09_predict_merge_tests" points=1
 checks.answered(tokens_for_4=tokens_for_4, tokens_for_5=tokens_for_5)
+assert isinstance(tokens_for_4, int) and isinstance(tokens_for_5, int), "answers must be ints"
 ### BEGIN HIDDEN TESTS
 checks.expect_equal(tokens_for_4, len(merge(list(b"aaaa"), (97, 97), 256)), "tokens_for_4")
 checks.expect_equal(tokens_for_5, len(merge(list(b"aaaaa"), (97, 97), 256)), "tokens_for_5")
@@ -257,8 +265,10 @@ def fixed_decode(vocab, ids):
 
 # %% tests="ex09_spot_the_bug_tests" points=2
 checks.expect_equal(fixed_decode(bpe.vocab, bpe.encode("Python")), "Python", "fixed_decode of 'Python'")
+checks.expect_equal(fixed_decode(bpe.vocab, bpe.encode("模型")), "模型", "fixed_decode of '模型' (each of these characters is "
+                    "3 bytes, and a token can hold part of one: join the bytes of all the tokens, then decode once)")
 ### BEGIN HIDDEN TESTS
-for _text in ["模型", "déjà 🙂", "Data science."]:
+for _text in ["模型", "déjà 🙂", "Data science.", ""]:
     checks.expect_equal(fixed_decode(bpe.vocab, bpe.encode(_text)), _text, f"fixed_decode of {_text!r}")
 ### END HIDDEN TESTS
 

@@ -188,10 +188,21 @@ def perplexity_from_probabilities(p):
 
 # %% tests="ex10_perplexity_tests" points=2
 _ppl = perplexity_from_probabilities(torch.tensor([0.5, 0.25]))
-assert isinstance(_ppl, float), "return a float"
+assert isinstance(_ppl, float), f"return a float (e.g. with .item()), got {type(_ppl).__name__}"
+_log_mean = (math.log(0.5) + math.log(0.25)) / 2
+_hints = {math.exp(-2 * _log_mean): "average the log-probabilities (their mean), do not add them up",
+          1 / 0.375: "perplexity is exp(-mean(log p)), the inverse GEOMETRIC mean: not 1 / mean(p)",
+          -_log_mean: "that is the loss (the mean negative log-probability): perplexity is its exponential",
+          math.exp(_log_mean): "mind the sign: exp(-mean(log p)) is at least 1"}
+if abs(_ppl - 2 ** 1.5) > 1e-5:
+    _hint = next((h for value, h in _hints.items() if abs(_ppl - value) < 1e-5), "for p = [0.5, 0.25] it is 2 ** 1.5 = 2.828")
+    raise AssertionError(f"perplexity_from_probabilities([0.5, 0.25]) = {_ppl:.4f}: {_hint}")
 ### BEGIN HIDDEN TESTS
 checks.expect_close(torch.tensor(_ppl), torch.tensor(2 ** 1.5), "perplexity of [0.5, 0.25]", atol=1e-5)
 checks.expect_close(torch.tensor(perplexity_from_probabilities(torch.full((7,), 1 / 9))), torch.tensor(9.0), "uniform over 9", atol=1e-4)
+_pp = torch.rand(50, generator=torch.Generator().manual_seed(3)) * 0.9 + 0.05
+checks.expect_close(torch.tensor(perplexity_from_probabilities(_pp)), torch.tensor(math.exp(-_pp.double().log().mean().item())),
+                    "perplexity of 50 probabilities", atol=1e-3)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -206,6 +217,7 @@ predicted_perplexity = 10.0
 
 # %% tests="ex10_predict_perplexity_tests" points=1
 checks.answered(predicted_perplexity=predicted_perplexity)
+assert isinstance(predicted_perplexity, (int, float)), "predicted_perplexity must be a number"
 ### BEGIN HIDDEN TESTS
 assert abs(predicted_perplexity - 10.0) < 1e-6, "exp(-ln 0.1) = 10"
 ### END HIDDEN TESTS
@@ -234,8 +246,14 @@ def fixed_split(sentences, n_val):
 # %% tests="ex10_spot_the_bug_tests" points=2
 _tok, _train, _val = fixed_split(sentences, 4)
 checks.expect_equal((len(_train), len(_val)), (16, 4), "(len(train), len(val))")
+checks.expect_equal(_val, sentences[-4:], "the validation sentences (the last n_val)")
+_leaked = [w for w in _tok.itos[4:] if not any(w in s.split() for s in _train)]
+assert not _leaked, (f"the tokenizer knows words that only the validation sentences use, e.g. {_leaked[:3]}: "
+                     "build it from the training sentences alone")
 ### BEGIN HIDDEN TESTS
 checks.expect_equal(_tok.itos, WordTokenizer.from_sentences(sentences[:16]).itos, "the tokenizer's vocabulary")
+_tok2, _train2, _val2 = fixed_split(sentences, 7)
+checks.expect_equal((_train2, _val2), (sentences[:13], sentences[13:]), "fixed_split(sentences, 7)")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -175,16 +175,22 @@ def append_to_cache(cached, new):
 
 # %% tests="ex11_append_tests" points=2
 _a, _b = torch.randn(2, 4, 5, 8), torch.randn(2, 4, 1, 8)
-checks.expect_shape(append_to_cache(_a, _b), (2, 4, 6, 8), "append_to_cache(5 positions, 1 position)")
+_joined = append_to_cache(_a, _b)
+checks.expect_shape(_joined, (2, 4, 6, 8), "append_to_cache(5 positions, 1 position): join along the positions axis (dim=-2)")
+checks.expect_close(_joined[:, :, :5], _a, "the cached positions, which come first")
+checks.expect_close(_joined[:, :, 5], _b[:, :, 0], "the new position, which comes last")
+checks.expect_close(append_to_cache(None, _b), _b, "append_to_cache(None, new): an empty cache holds just the new positions")
 ### BEGIN HIDDEN TESTS
-checks.expect_close(append_to_cache(_a, _b)[:, :, 5], _b[:, :, 0], "the appended position")
-checks.expect_close(append_to_cache(None, _b), _b, "append_to_cache(None, new)")
+_c, _d = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 2, 4)
+checks.expect_close(append_to_cache(_c, _d), torch.cat([_c, _d], dim=2), "append_to_cache of 3 and 2 positions")
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **Exercise 2 (predict, then run; 1 point).** Generating 100 tokens from a 1-token prompt with a
-# model whose context is long enough: how many token positions go through the first layer in total,
-# uncached and cached? Set `positions_uncached` and `positions_cached`.
+# **Exercise 2 (predict, then run; 1 point).** Generating 100 new tokens from a 1-token prompt (the
+# context is long enough) takes 100 forward passes: the first reads the prompt; each later one reads,
+# uncached, the whole sequence so far, and cached, only the newest token. In total over the 100
+# passes, how many token positions go through the first layer? Set `positions_uncached` and
+# `positions_cached`.
 
 # %% solution="ex11_predict_work"
 positions_uncached = None  # your answer
@@ -220,10 +226,13 @@ def fixed_positions(n_cached, n_new):
 
 
 # %% tests="ex11_spot_the_bug_tests" points=2
-checks.expect_shape(fixed_positions(5, 1), (1,), "fixed_positions(5, 1)")
+_p = fixed_positions(5, 1)
+checks.expect_shape(_p, (1,), "fixed_positions(5, 1): one new token")
+assert not _p.is_floating_point(), f"positions index the embedding table: they must be integers (torch.arange gives torch.long), got {_p.dtype}"
+checks.expect_equal(_p.tolist(), [5], "fixed_positions(5, 1): after 5 cached tokens (positions 0 to 4) the new one is at position 5")
+checks.expect_equal(fixed_positions(0, 3).tolist(), [0, 1, 2], "fixed_positions(0, 3): with nothing cached, positions start at 0")
 ### BEGIN HIDDEN TESTS
-checks.expect_close(fixed_positions(5, 1), torch.tensor([5]), "fixed_positions(5, 1)", atol=0)
-checks.expect_close(fixed_positions(0, 3), torch.arange(3), "fixed_positions(0, 3)", atol=0)
+checks.expect_close(fixed_positions(7, 3), torch.tensor([7, 8, 9]), "fixed_positions(7, 3)", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

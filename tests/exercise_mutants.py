@@ -1,0 +1,352 @@
+"""Plausible wrong answers to every exercise, and correct variants, for tests/test_exercises.py.
+
+Each entry replaces the exercise's solution cell. Every "wrong" answer must fail the exercise's test
+cell (visible and hidden tests together); every "right" one must pass it. The wrong answers are the
+mistakes students make (and a few cheats); they are not shipped in the notebooks. Add to this file
+whenever an exercise is added or changed.
+"""
+
+MUTANTS = {
+    # ---------------------------------------------------------------- 01 attention
+    "ex01_attention_weights": {
+        "wrong": {
+            "divides by d_k": "def attention_weights(q, k):\n    return torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1], dim=-1)",
+            "no scaling": "def attention_weights(q, k):\n    return torch.softmax(q @ k.transpose(-2, -1), dim=-1)",
+            "softmax over the queries": "def attention_weights(q, k):\n    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-2)",
+            "scales by the number of keys": "def attention_weights(q, k):\n    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2]), dim=-1)",
+            "k.T breaks with leading axes": "def attention_weights(q, k):\n    return torch.softmax(q @ k.T / math.sqrt(q.shape[-1]), dim=-1)",
+            "scales after the softmax": "def attention_weights(q, k):\n    return torch.softmax(q @ k.transpose(-2, -1), dim=-1) / math.sqrt(q.shape[-1])",
+            "k @ q instead of q @ k": "def attention_weights(q, k):\n    return torch.softmax(k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1).transpose(-2, -1)",
+        },
+        "right": {
+            "library": "def attention_weights(q, k):\n    return library_version(q, k, k)[1]",
+            "mT and d_k ** 0.5": "def attention_weights(q, k):\n    return (q @ k.mT / q.shape[-1] ** 0.5).softmax(-1)",
+        },
+    },
+    "ex01_predict_identical_keys": {
+        "wrong": {"A": 'prediction = "A"', "C": 'prediction = "C"', "D": 'prediction = "D"', "lower case": 'prediction = "b"'},
+        "right": {"B": 'prediction = "B"'},
+    },
+    "ex01_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_attention(q, k, v):\n    return buggy_attention(q, k, v)",
+            "softmax over dim 0": "def fixed_attention(q, k, v):\n    w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=0)\n    return w @ v, w",
+            "normalises the buggy weights over the keys": "def fixed_attention(q, k, v):\n    _, w = buggy_attention(q, k, v)\n    w = w / w.sum(-1, keepdim=True)\n    return w @ v, w",
+            "drops the scale": "def fixed_attention(q, k, v):\n    w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)\n    return w @ v, w",
+            "returns the weights twice": "def fixed_attention(q, k, v):\n    w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)\n    return w, w",
+        },
+        "right": {
+            "library": "def fixed_attention(q, k, v):\n    return library_version(q, k, v)",
+            "dim=-1 by hand": "def fixed_attention(q, k, v):\n    s = torch.einsum('...qd,...kd->...qk', q, k) / math.sqrt(q.shape[-1])\n    w = s.softmax(-1)\n    return w @ v, w",
+        },
+    },
+    # ---------------------------------------------------------------- 02 multi-head attention
+    "ex02_split_heads": {
+        "wrong": {
+            "reshape without transpose": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.reshape(b, n_heads, T, d // n_heads)",
+            "interleaved features": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.view(b, T, d // n_heads, n_heads).permute(0, 3, 1, 2)",
+            "no transpose": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.view(b, T, n_heads, d // n_heads)",
+            "hard-coded head_dim 2": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.view(b, T, n_heads, 2).transpose(1, 2)",
+            "transpose(1, 3)": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.view(b, T, n_heads, d // n_heads).transpose(1, 3).transpose(2, 3)",
+        },
+        "right": {
+            "permute": "def split_heads(t, n_heads):\n    b, T, d = t.shape\n    return t.reshape(b, T, n_heads, -1).permute(0, 2, 1, 3)",
+            "unflatten": "def split_heads(t, n_heads):\n    return t.unflatten(-1, (n_heads, -1)).transpose(1, 2)",
+        },
+    },
+    "ex02_predict_parameters": {
+        "wrong": {"no biases": "predicted_parameters = 4 * 64 * 64", "three projections": "predicted_parameters = 3 * (64 * 64 + 64)",
+                  "per head": "predicted_parameters = 4 * 4 * (16 * 16 + 16)", "float": "predicted_parameters = 16640.0"},
+        "right": {"the count": "predicted_parameters = 16640"},
+    },
+    "ex02_spot_the_bug": {
+        "wrong": {
+            "the original bug": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    return buggy_merge_heads(t)',
+            "transpose then view": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.transpose(1, 2).view(b, T, h * d)',
+            "wrong transpose": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.transpose(2, 3).reshape(b, T, h * d)',
+            "permute mixes head_dim first": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.permute(0, 2, 3, 1).reshape(b, T, h * d)',
+            "right fix, wrong cause A": 'merge_bug_cause = "A"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.transpose(1, 2).reshape(b, T, h * d)',
+            "right fix, wrong cause C": 'merge_bug_cause = "C"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.transpose(1, 2).reshape(b, T, h * d)',
+        },
+        "right": {
+            "contiguous view": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    b, h, T, d = t.shape\n    return t.transpose(1, 2).contiguous().view(b, T, h * d)',
+            "flatten": 'merge_bug_cause = "B"\ndef fixed_merge_heads(t):\n    return t.transpose(1, 2).flatten(2)',
+        },
+    },
+    # ---------------------------------------------------------------- 03 positions
+    "ex03_angular_speeds": {
+        "wrong": {
+            "i / d_model": "def angular_speeds(d_model):\n    return 1 / 10000 ** (torch.arange(d_model // 2, dtype=torch.float64) / d_model)",
+            "inverted": "def angular_speeds(d_model):\n    return 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)",
+            "float32": "def angular_speeds(d_model):\n    return 1 / 10000 ** (torch.arange(0, d_model, 2) / d_model)",
+            "one per column": "def angular_speeds(d_model):\n    return 1 / 10000 ** (torch.arange(d_model, dtype=torch.float64) / d_model)",
+            "4i / d_model": "def angular_speeds(d_model):\n    return 1 / 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / (d_model / 2))",
+        },
+        "right": {
+            "exp and log": "def angular_speeds(d_model):\n    i = torch.arange(d_model // 2, dtype=torch.float64)\n    return torch.exp(-math.log(10000.0) * 2 * i / d_model)",
+        },
+    },
+    "ex03_predict_row0": {
+        "wrong": {"sines only": "predicted_row_sum = 0.0", "all ones": "predicted_row_sum = 16.0", "text": 'predicted_row_sum = "8"'},
+        "right": {"eight": "predicted_row_sum = 8", "eight float": "predicted_row_sum = 8.0"},
+    },
+    "ex03_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_table(n_positions, d_model):\n    return buggy_table(n_positions, d_model)",
+            "sin and cos swapped": "def fixed_table(n_positions, d_model):\n    return library_table(n_positions, d_model, dtype=torch.float64)[:, [j + 1 if j % 2 == 0 else j - 1 for j in range(d_model)]]",
+            "halves instead of interleaved": "def fixed_table(n_positions, d_model):\n    pos = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)\n    angle = pos / 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)\n    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)",
+            "positions from 1": "def fixed_table(n_positions, d_model):\n    return library_table(n_positions + 1, d_model, dtype=torch.float64)[1:]",
+        },
+        "right": {
+            "library": "def fixed_table(n_positions, d_model):\n    return library_table(n_positions, d_model, dtype=torch.float64)",
+            "float32 fix": "def fixed_table(n_positions, d_model):\n    pos = torch.arange(n_positions).unsqueeze(1).float()\n    angle = pos / 10000 ** (torch.arange(0, d_model, 2).float() / d_model)\n    table = torch.zeros(n_positions, d_model)\n    table[:, 0::2] = torch.sin(angle)\n    table[:, 1::2] = torch.cos(angle)\n    return table",
+        },
+    },
+    # ---------------------------------------------------------------- 04 masks
+    "ex04_sliding_window": {
+        "wrong": {
+            "not causal": "def sliding_window_mask(seq_len, window):\n    i = torch.arange(seq_len)\n    return (i[:, None] - i[None, :]).abs() < window",
+            "off by one (window + 1)": "def sliding_window_mask(seq_len, window):\n    ones = torch.ones(seq_len, seq_len, dtype=torch.bool)\n    return ones.tril() & ones.triu(-window)",
+            "no diagonal": "def sliding_window_mask(seq_len, window):\n    ones = torch.ones(seq_len, seq_len, dtype=torch.bool)\n    return ones.tril(-1) & ones.triu(-window)",
+            "inverted": "def sliding_window_mask(seq_len, window):\n    ones = torch.ones(seq_len, seq_len, dtype=torch.bool)\n    return ~(ones.tril() & ones.triu(-(window - 1)))",
+            "float mask": "def sliding_window_mask(seq_len, window):\n    ones = torch.ones(seq_len, seq_len)\n    return ones.tril() * ones.triu(-(window - 1))",
+            "causal only": "def sliding_window_mask(seq_len, window):\n    return torch.ones(seq_len, seq_len, dtype=torch.bool).tril()",
+        },
+        "right": {
+            "by index": "def sliding_window_mask(seq_len, window):\n    i = torch.arange(seq_len)\n    d = i[:, None] - i[None, :]\n    return (d >= 0) & (d < window)",
+        },
+    },
+    "ex04_predict_zeros": {
+        "wrong": {"with diagonal": "predicted_zeros = 21", "lower triangle": "predicted_zeros = 6", "float": "predicted_zeros = 15.0"},
+        "right": {"fifteen": "predicted_zeros = 15"},
+    },
+    "ex04_spot_the_bug": {
+        "wrong": {
+            "the original bugs": "def fixed_decoder_mask(token_ids, pad_id):\n    return buggy_decoder_mask(token_ids, pad_id)",
+            "only the causal bug fixed": "def fixed_decoder_mask(token_ids, pad_id):\n    T = token_ids.shape[1]\n    return torch.ones(T, T, dtype=torch.bool).tril() & (token_ids == pad_id)[:, None, None, :]",
+            "only the padding bug fixed": "def fixed_decoder_mask(token_ids, pad_id):\n    T = token_ids.shape[1]\n    return torch.triu(torch.ones(T, T), diagonal=1).bool() & (token_ids != pad_id)[:, None, None, :]",
+            "padding on the queries only": "def fixed_decoder_mask(token_ids, pad_id):\n    T = token_ids.shape[1]\n    return torch.ones(T, T, dtype=torch.bool).tril() & (token_ids != pad_id)[:, None, :, None]",
+            "hard-coded pad 0": "def fixed_decoder_mask(token_ids, pad_id):\n    T = token_ids.shape[1]\n    return torch.ones(T, T, dtype=torch.bool).tril() & (token_ids != 0)[:, None, None, :]",
+        },
+        "right": {
+            "library": "def fixed_decoder_mask(token_ids, pad_id):\n    return masks.causal_mask(token_ids.shape[1]) & masks.padding_mask(token_ids, pad_id)",
+            "padding on both axes": "def fixed_decoder_mask(token_ids, pad_id):\n    T = token_ids.shape[1]\n    real = token_ids != pad_id\n    return torch.ones(T, T, dtype=torch.bool).tril() & real[:, None, None, :] & real[:, None, :, None]",
+        },
+    },
+    # ---------------------------------------------------------------- 05 decoder
+    "ex05_post_ln": {
+        "wrong": {
+            "pre-LN": "def post_ln_forward(block, x):\n    return block(x)",
+            "LayerNorms swapped": "def post_ln_forward(block, x):\n    mask = causal_mask(x.shape[1])\n    x = block.ln2(x + block.attn(x, mask=mask))\n    return block.ln1(x + block.ffn(x))",
+            "ln1 twice": "def post_ln_forward(block, x):\n    mask = causal_mask(x.shape[1])\n    x = block.ln1(x + block.attn(x, mask=mask))\n    return block.ln1(x + block.ffn(x))",
+            "no mask": "def post_ln_forward(block, x):\n    x = block.ln1(x + block.attn(x))\n    return block.ln2(x + block.ffn(x))",
+            "no residual in the FFN": "def post_ln_forward(block, x):\n    mask = causal_mask(x.shape[1])\n    x = block.ln1(x + block.attn(x, mask=mask))\n    return block.ln2(block.ffn(x))",
+            "hard-coded mask of 5": "def post_ln_forward(block, x):\n    mask = causal_mask(5)\n    x = block.ln1(x + block.attn(x, mask=mask))\n    return block.ln2(x + block.ffn(x))",
+        },
+        "right": {
+            "with the block's dropout (off in eval)": "def post_ln_forward(block, x):\n    mask = causal_mask(x.shape[1], device=x.device)\n    x = block.ln1(x + block.dropout(block.attn(x, mask=mask)))\n    return block.ln2(x + block.ffn(x))",
+        },
+    },
+    "ex05_predict_parameters": {
+        "wrong": {"no LayerNorms": "predicted_block_parameters = 4 * (128 * 128 + 128) + (128 * 512 + 512 + 512 * 128 + 128)",
+                  "no biases": "predicted_block_parameters = 4 * 128 * 128 + 2 * 128 * 512 + 4 * 128",
+                  "per head": "predicted_block_parameters = 8 * 4 * (16 * 16 + 16) + (128 * 512 + 512 + 512 * 128 + 128) + 4 * 128"},
+        "right": {"the count": "predicted_block_parameters = 198272"},
+    },
+    "ex05_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_forward(block, x):\n    return buggy_forward(block, x)",
+            "no mask": "def fixed_forward(block, x):\n    x = x + block.attn(block.ln1(x))\n    return x + block.ffn(block.ln2(x))",
+            "post-LN": "def fixed_forward(block, x):\n    mask = causal_mask(x.shape[1])\n    x = block.ln1(x + block.attn(x, mask=mask))\n    return block.ln2(x + block.ffn(x))",
+            "strictly causal (no diagonal)": "def fixed_forward(block, x):\n    mask = causal_mask(x.shape[1]) & ~torch.eye(x.shape[1], dtype=torch.bool)\n    x = x + block.attn(block.ln1(x), mask=mask)\n    return x + block.ffn(block.ln2(x))",
+            "ln1 twice": "def fixed_forward(block, x):\n    mask = causal_mask(x.shape[1])\n    x = x + block.attn(block.ln1(x), mask=mask)\n    return x + block.ffn(block.ln1(x))",
+        },
+        "right": {
+            "the library block": "def fixed_forward(block, x):\n    return block(x)",
+            "tril by hand": "def fixed_forward(block, x):\n    T = x.shape[1]\n    mask = torch.ones(T, T, dtype=torch.bool).tril()\n    x = x + block.attn(block.ln1(x), mask=mask)\n    return x + block.ffn(block.ln2(x))",
+        },
+    },
+    # ---------------------------------------------------------------- 06 GPT
+    "ex06_count_parameters": {
+        "wrong": {
+            "untied head counted": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    block = 4 * (d_model * d_model + d_model) + (2 * d_model * d_ff + d_ff + d_model) + 4 * d_model\n    pos = context_length * d_model if positions == 'learned' else 0\n    return 2 * vocab_size * d_model + pos + n_layers * block + 2 * d_model",
+            "sinusoidal counted": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    block = 4 * (d_model * d_model + d_model) + (2 * d_model * d_ff + d_ff + d_model) + 4 * d_model\n    return vocab_size * d_model + context_length * d_model + n_layers * block + 2 * d_model",
+            "no final LayerNorm": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    block = 4 * (d_model * d_model + d_model) + (2 * d_model * d_ff + d_ff + d_model) + 4 * d_model\n    pos = context_length * d_model if positions == 'learned' else 0\n    return vocab_size * d_model + pos + n_layers * block",
+            "no biases": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    block = 4 * d_model * d_model + 2 * d_model * d_ff + 4 * d_model\n    pos = context_length * d_model if positions == 'learned' else 0\n    return vocab_size * d_model + pos + n_layers * block + 2 * d_model",
+            "learned positions forgotten": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    block = 4 * (d_model * d_model + d_model) + (2 * d_model * d_ff + d_ff + d_model) + 4 * d_model\n    return vocab_size * d_model + n_layers * block + 2 * d_model",
+            "hard-coded answer": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    return 105_280 if positions == 'sinusoidal' else 107_328",
+        },
+        "right": {
+            "build it": "def count_gpt_parameters(vocab_size, context_length, d_model, n_layers, d_ff, positions):\n    cfg = LibraryConfig(vocab_size=vocab_size, context_length=context_length, d_model=d_model, n_heads=1, n_layers=n_layers, d_ff=d_ff, positions=positions)\n    return LibraryGPT(cfg).num_parameters()",
+        },
+    },
+    "ex06_predict_loss": {
+        "wrong": {"log2": "predicted_initial_loss = math.log2(50257)", "zero": "predicted_initial_loss = 0.0", "1/V": "predicted_initial_loss = 1 / 50257"},
+        "right": {"ln V": "predicted_initial_loss = 10.82", "int": "predicted_initial_loss = 11 - 0.2"},
+    },
+    "ex06_spot_the_bug": {
+        "wrong": {
+            "positions over the batch": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(dec_inputs.size(0)).unsqueeze(0)",
+            "float positions": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(dec_inputs.size(1), dtype=torch.float32).unsqueeze(0)",
+            "no batch axis": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(dec_inputs.size(1))",
+            "expanded over the batch": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(dec_inputs.size(1)).expand(dec_inputs.size(0), -1)",
+            "from 1": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(1, dec_inputs.size(1) + 1).unsqueeze(0)",
+        },
+        "right": {"arange[None]": "def seed_positions_fixed(dec_inputs):\n    return torch.arange(dec_inputs.shape[-1])[None, :]"},
+    },
+    # ---------------------------------------------------------------- 07 training
+    "ex07_masked_loss": {
+        "wrong": {
+            "counts padding": "def masked_mean_loss(logits, targets, pad_id):\n    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))",
+            "zeroes padding, divides by all": "def masked_mean_loss(logits, targets, pad_id):\n    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction='none')\n    return (per * (targets.reshape(-1) != pad_id)).mean()",
+            "keeps only padding": "def masked_mean_loss(logits, targets, pad_id):\n    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction='none')\n    return per[targets.reshape(-1) == pad_id].mean()",
+            "mean of sentence means": "def masked_mean_loss(logits, targets, pad_id):\n    per = F.cross_entropy(logits.transpose(1, 2), targets, reduction='none')\n    real = (targets != pad_id).to(per.dtype)\n    return ((per * real).sum(1) / real.sum(1)).mean()",
+            "hard-coded pad 0": "def masked_mean_loss(logits, targets, pad_id):\n    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction='none')\n    return per[targets.reshape(-1) != 0].mean()",
+            "a float, not a tensor": "def masked_mean_loss(logits, targets, pad_id):\n    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction='none')\n    return per[targets.reshape(-1) != pad_id].mean().item()",
+        },
+        "right": {
+            "boolean selection": "def masked_mean_loss(logits, targets, pad_id):\n    keep = targets != pad_id\n    return F.cross_entropy(logits[keep], targets[keep])",
+            "log_softmax by hand": "def masked_mean_loss(logits, targets, pad_id):\n    logp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)\n    keep = (targets != pad_id).to(logp.dtype)\n    return -(logp * keep).sum() / keep.sum()",
+        },
+    },
+    "ex07_predict_floor": {
+        "wrong": {"ln 2": "predicted_floor = math.log(2)", "per sentence": "predicted_floor = math.log(2) / 2",
+                  "zero": "predicted_floor = 0.0", "with <sos> counted": "predicted_floor = math.log(2) / 5"},
+        "right": {"ln 2 / 4": "predicted_floor = 0.17328679513998632"},
+    },
+    "ex07_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    return buggy_train_steps(model, data, steps, lr)",
+            "zero_grad between backward and step": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n    losses = []\n    for _ in range(steps):\n        _, loss = model(data[0], data[1], pad_id=0)\n        loss.backward()\n        optimizer.zero_grad()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+            "zero_grad once, before the loop": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n    optimizer.zero_grad()\n    losses = []\n    for _ in range(steps):\n        _, loss = model(data[0], data[1], pad_id=0)\n        loss.backward()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+            "a new optimizer every step": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    losses = []\n    for _ in range(steps):\n        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n        _, loss = model(data[0], data[1], pad_id=0)\n        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+            "ignores lr": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)\n    losses = []\n    for _ in range(steps):\n        _, loss = model(data[0], data[1], pad_id=0)\n        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+        },
+        "right": {
+            "zero_grad first": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n    losses = []\n    for _ in range(steps):\n        optimizer.zero_grad()\n        _, loss = model(data[0], data[1], pad_id=0)\n        loss.backward()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+            "zero_grad after step": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n    losses = []\n    for _ in range(steps):\n        _, loss = model(data[0], data[1], pad_id=0)\n        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad()\n        losses.append(loss.item())\n    return losses",
+            "model.zero_grad": "def fixed_train_steps(model, data, steps, lr=1e-2):\n    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n    losses = []\n    for _ in range(steps):\n        model.zero_grad(set_to_none=False)\n        _, loss = model(data[0], data[1], pad_id=0)\n        loss.backward()\n        optimizer.step()\n        losses.append(loss.item())\n    return losses",
+        },
+    },
+    # ---------------------------------------------------------------- 08 sampling
+    "ex08_temperature": {
+        "wrong": {
+            "temperature after softmax": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)\n    return torch.softmax(logits, -1) / T",
+            "softmax twice": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)\n    return torch.softmax(torch.softmax(logits, -1) / T, -1)",
+            "multiplies by T": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)\n    return torch.softmax(logits * T, -1)",
+            "T = 0 not handled": "def temperature_probs(logits, T):\n    return torch.softmax(logits / T, -1)",
+            "greedy returns the index": "def temperature_probs(logits, T):\n    if T == 0:\n        return logits.argmax(-1)\n    return torch.softmax(logits / T, -1)",
+            "softmax over dim 0": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)\n    return torch.softmax(logits / T, 0)",
+        },
+        "right": {
+            "library distribution": "from course_lib.sampling import next_token_distribution\ndef temperature_probs(logits, T):\n    return next_token_distribution(logits, temperature=T)",
+            "integer one-hot": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1])\n    return torch.softmax(logits / T, -1)",
+            "powers of probabilities": "def temperature_probs(logits, T):\n    if T == 0:\n        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()\n    p = torch.softmax(logits, -1) ** (1 / T)\n    return p / p.sum(-1, keepdim=True)",
+        },
+    },
+    "ex08_predict_top_p": {
+        "wrong": {"one and two": "kept_at_05 = 1\nkept_at_07 = 2", "two and three": "kept_at_05 = 2\nkept_at_07 = 3", "floats": "kept_at_05 = 2.0\nkept_at_07 = 2.0"},
+        "right": {"two and two": "kept_at_05 = 2\nkept_at_07 = 2"},
+    },
+    "ex08_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_top_k(logits, k):\n    return buggy_top_k(logits, k)",
+            "keeps k + 1": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k + 1).values[..., -1:]\n    return logits.masked_fill(logits < kth, float('-inf'))",
+            "keeps the bottom k": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k, largest=False).values[..., -1:]\n    return logits.masked_fill(logits > kth, float('-inf'))",
+            "drops the k-th": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k).values[..., -1:]\n    return logits.masked_fill(logits <= kth, float('-inf'))",
+            "-1 is not impossible": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k).values[..., -1:]\n    return torch.where(logits < kth, torch.full_like(logits, -1.0), logits)",
+            "returns probabilities": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k).values[..., -1:]\n    return torch.softmax(logits.masked_fill(logits < kth, float('-inf')), -1)",
+        },
+        "right": {
+            "library": "def fixed_top_k(logits, k):\n    return filter_logits(logits, top_k=k)",
+            "-1e9 also zeroes": "def fixed_top_k(logits, k):\n    kth = torch.topk(logits, k).values[..., -1:]\n    return torch.where(logits < kth, torch.full_like(logits, -1e9), logits)",
+        },
+    },
+    # ---------------------------------------------------------------- 09 tokenization
+    "ex09_most_frequent_pair": {
+        "wrong": {
+            "non-overlapping count": "def most_frequent_pair(ids):\n    counts, i = {}, 0\n    while i + 1 < len(ids):\n        pair = (ids[i], ids[i + 1])\n        counts[pair] = counts.get(pair, 0) + 1\n        i += 2 if ids[i] == ids[i + 1] else 1\n    return max(counts, key=counts.get) if counts else None",
+            "ties to the smallest pair": "def most_frequent_pair(ids):\n    counts = Counter(zip(ids, ids[1:]))\n    return min(counts, key=lambda p: (-counts[p], p)) if counts else None",
+            "ties to the last pair": "def most_frequent_pair(ids):\n    counts = Counter(zip(ids, ids[1:]))\n    best = None\n    for p, c in counts.items():\n        if best is None or c >= counts[best]:\n            best = p\n    return best",
+            "pairs at even positions only": "def most_frequent_pair(ids):\n    counts = Counter(zip(ids[::2], ids[1::2]))\n    return max(counts, key=counts.get) if counts else None",
+            "crashes on one id": "def most_frequent_pair(ids):\n    counts = Counter(zip(ids, ids[1:]))\n    return max(counts, key=counts.get)",
+            "the count, not the pair": "def most_frequent_pair(ids):\n    counts = Counter(zip(ids, ids[1:]))\n    return max(counts.values()) if counts else None",
+        },
+        "right": {
+            "most_common": "from collections import Counter\ndef most_frequent_pair(ids):\n    counts = Counter(zip(ids, ids[1:]))\n    return counts.most_common(1)[0][0] if counts else None",
+            "a plain loop": "def most_frequent_pair(ids):\n    counts = {}\n    for pair in zip(ids, ids[1:]):\n        counts[pair] = counts.get(pair, 0) + 1\n    best = None\n    for pair, c in counts.items():\n        if best is None or c > counts[best]:\n            best = pair\n    return best",
+        },
+    },
+    "ex09_predict_merge": {
+        "wrong": {"overlapping": "tokens_for_4 = 2\ntokens_for_5 = 2", "three and four": "tokens_for_4 = 3\ntokens_for_5 = 4", "one each": "tokens_for_4 = 1\ntokens_for_5 = 1"},
+        "right": {"two and three": "tokens_for_4 = 2\ntokens_for_5 = 3"},
+    },
+    "ex09_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_decode(vocab, ids):\n    return buggy_decode(vocab, ids)",
+            "replace per token": "def fixed_decode(vocab, ids):\n    return ''.join(vocab[i].decode('utf-8', errors='replace') for i in ids)",
+            "ignore per token": "def fixed_decode(vocab, ids):\n    return ''.join(vocab[i].decode('utf-8', errors='ignore') for i in ids)",
+            "latin-1": "def fixed_decode(vocab, ids):\n    return b''.join(vocab[i] for i in ids).decode('latin-1')",
+            "ids as characters": "def fixed_decode(vocab, ids):\n    return ''.join(chr(i) for i in ids)",
+        },
+        "right": {
+            "library": "def fixed_decode(vocab, ids):\n    return bpe.decode(ids)",
+            "strict utf-8": "def fixed_decode(vocab, ids):\n    return bytes(b for i in ids for b in vocab[i]).decode('utf-8')",
+        },
+    },
+    # ---------------------------------------------------------------- 10 evaluation
+    "ex10_perplexity": {
+        "wrong": {
+            "sums the logs": "def perplexity_from_probabilities(p):\n    return math.exp(-p.log().sum().item())",
+            "1 / mean": "def perplexity_from_probabilities(p):\n    return 1 / p.mean().item()",
+            "the loss": "def perplexity_from_probabilities(p):\n    return -p.log().mean().item()",
+            "sign": "def perplexity_from_probabilities(p):\n    return math.exp(p.log().mean().item())",
+            "a tensor": "def perplexity_from_probabilities(p):\n    return torch.exp(-p.log().mean())",
+            "log2 base": "def perplexity_from_probabilities(p):\n    return math.exp(-p.log2().mean().item())",
+        },
+        "right": {
+            "geometric mean": "def perplexity_from_probabilities(p):\n    return float(torch.prod(p.double()) ** (-1 / len(p)))",
+            "2 ** entropy in bits": "def perplexity_from_probabilities(p):\n    return 2 ** (-p.log2().mean().item())",
+        },
+    },
+    "ex10_predict_perplexity": {
+        "wrong": {"0.1": "predicted_perplexity = 0.1", "the loss": "predicted_perplexity = 2.302585092994046", "text": 'predicted_perplexity = "10"'},
+        "right": {"ten": "predicted_perplexity = 10", "ten float": "predicted_perplexity = 10.0"},
+    },
+    "ex10_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_split(sentences, n_val):\n    return buggy_split(sentences, n_val)",
+            "validation at the front": "def fixed_split(sentences, n_val):\n    return WordTokenizer.from_sentences(sentences[n_val:]), sentences[n_val:], sentences[:n_val]",
+            "off by one": "def fixed_split(sentences, n_val):\n    train, val = sentences[:-n_val - 1], sentences[-n_val:]\n    return WordTokenizer.from_sentences(train), train, val",
+            "tokenizer from the validation set": "def fixed_split(sentences, n_val):\n    train, val = sentences[:-n_val], sentences[-n_val:]\n    return WordTokenizer.from_sentences(val), train, val",
+            "hard-coded 4": "def fixed_split(sentences, n_val):\n    train, val = sentences[:-4], sentences[-4:]\n    return WordTokenizer.from_sentences(train), train, val",
+        },
+        "right": {"by length": "def fixed_split(sentences, n_val):\n    cut = len(sentences) - n_val\n    return WordTokenizer.from_sentences(sentences[:cut]), list(sentences[:cut]), list(sentences[cut:])"},
+    },
+    # ---------------------------------------------------------------- 11 KV cache
+    "ex11_append": {
+        "wrong": {
+            "new first": "def append_to_cache(cached, new):\n    return new if cached is None else torch.cat([new, cached], dim=-2)",
+            "features axis": "def append_to_cache(cached, new):\n    return new if cached is None else torch.cat([cached, new], dim=-1)",
+            "None not handled": "def append_to_cache(cached, new):\n    return torch.cat([cached, new], dim=-2)",
+            "keeps only the new": "def append_to_cache(cached, new):\n    return new",
+            "stack": "def append_to_cache(cached, new):\n    return new if cached is None else torch.stack([cached[..., -1, :], new[..., 0, :]], dim=-2)",
+        },
+        "right": {"dim 2": "def append_to_cache(cached, new):\n    if cached is None:\n        return new\n    return torch.cat((cached, new), 2)"},
+    },
+    "ex11_predict_work": {
+        "wrong": {"one more each": "positions_uncached = 5150\npositions_cached = 101", "squared": "positions_uncached = 10000\npositions_cached = 100",
+                  "same": "positions_uncached = 100\npositions_cached = 100"},
+        "right": {"5050 and 100": "positions_uncached = 5050\npositions_cached = 100"},
+    },
+    "ex11_spot_the_bug": {
+        "wrong": {
+            "the original bug": "def fixed_positions(n_cached, n_new):\n    return buggy_positions(n_cached, n_new)",
+            "float positions": "def fixed_positions(n_cached, n_new):\n    return torch.arange(n_cached, n_cached + n_new, dtype=torch.float32)",
+            "off by one": "def fixed_positions(n_cached, n_new):\n    return torch.arange(n_cached + 1, n_cached + n_new + 1)",
+            "only the first new position": "def fixed_positions(n_cached, n_new):\n    return torch.tensor([n_cached])",
+            "counts up to n_new": "def fixed_positions(n_cached, n_new):\n    return torch.arange(n_cached, n_new)",
+        },
+        "right": {"arange plus offset": "def fixed_positions(n_cached, n_new):\n    return torch.arange(n_new) + n_cached"},
+    },
+}
