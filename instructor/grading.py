@@ -1,17 +1,18 @@
 """nbgrader add-ons that make autograding survive real submissions. Used by nbgrader_config.py.
 
 - ``SurvivingExecute``: nbgrader's executor, except that a kernel that dies (``os._exit``, a
-  segfault, running out of memory) no longer aborts the student's whole notebook. The cell that
-  killed it gets an error output, every later code cell is marked "not run" (also with an error
-  output, because nbgrader scores a test cell without an error as passed), and grading goes on:
-  tests that passed before the crash keep their points.
+  segfault, running out of memory) or stays stuck after the cell time limit (a loop that catches
+  ``BaseException`` swallows the interrupt) no longer aborts the student's whole notebook. The cell
+  that killed or hung it gets an error output, every later code cell is marked "not run" (also with
+  an error output, because nbgrader scores a test cell without an error as passed), the kernel is
+  shut down, and grading goes on: tests that passed before keep their points.
 - ``HideHiddenTests``: for feedback only. Removes the hidden-test region from every graded cell and
   replaces tracebacks with one line, so neither the hidden tests' code nor, when a hidden test
   failed, its message reaches the student.
 """
 import re
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
@@ -35,16 +36,22 @@ class SurvivingExecute(Execute):
         try:
             return super().preprocess(nb, resources, km)
         except DeadKernelError:
-            dead = self._running_index if self._running_index is not None else 0
-            self.log.warning("the kernel died in cell %s; later cells are marked as not run", dead)
-            message = ("DeadKernelError: the kernel died while running this cell "
-                       "(os._exit, a crash, or running out of memory)")
-            nb.cells[dead].outputs = [_error("DeadKernelError", "the kernel died", message)]
-            for cell in nb.cells[dead + 1:]:
-                if cell.cell_type == "code":
-                    cell.outputs = [_error("NotRun", f"the kernel died in cell {dead}",
-                                           f"NotRun: not executed, because the kernel died in cell {dead}")]
-            return nb, resources
+            return self._mark_from(nb, resources, "DeadKernelError", "the kernel died",
+                                   "the kernel died while running this cell (os._exit, a crash, or running out of memory)")
+        except CellTimeoutError:
+            return self._mark_from(nb, resources, "CellTimeoutError", "the cell did not stop",
+                                   f"this cell was still running after the {self.timeout} s limit and did not stop when "
+                                   "interrupted (a loop that catches BaseException or KeyboardInterrupt?)")
+
+    def _mark_from(self, nb, resources, ename, evalue, message):
+        stopped = self._running_index if self._running_index is not None else 0
+        self.log.warning("%s in cell %s; later cells are marked as not run", ename, stopped)
+        nb.cells[stopped].outputs = [_error(ename, evalue, f"{ename}: {message}")]
+        for cell in nb.cells[stopped + 1:]:
+            if cell.cell_type == "code":
+                cell.outputs = [_error("NotRun", f"{evalue} in cell {stopped}",
+                                       f"NotRun: not executed, because {evalue} in cell {stopped}")]
+        return nb, resources
 
 
 class HideHiddenTests(NbGraderPreprocessor):

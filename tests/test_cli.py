@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TIME_SCALE
 
+from course_lib.cli import main
 from course_lib.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,28 +66,39 @@ def one_line_error(result, *words):
         assert word in lines[0], (word, lines[0])
 
 
-def test_error_paths(tmp_path, checkpoint):
+def test_error_paths(tmp_path, checkpoint, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     out = tmp_path / "x.pt"
+    # In a real process: exit code, stderr, no traceback.
     one_line_error(run("train", "--data", tmp_path / "missing.txt", "--out", out), "no such file")
-    one_line_error(run("train", "--data", empty, "--out", out), "has no text")
-    one_line_error(run("train", "--data", latin, "--out", out), "not UTF-8", "0xe9")
-    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--steps", "many"), "--steps", "expected an integer")
-    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--lr", "0"), "--lr", "must be > 0")
-    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--n-heads", 5), "--n-heads=5 does not divide --d-model=64")
-    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--context-length", 8), "--context-length must be at least 16")
-    one_line_error(run("train", "--data", "data/lang.txt", "--out", out, "--positions", "rotary"), "--positions")
-    one_line_error(run("train", "--out", out), "--data")
-    one_line_error(run("sample", "--checkpoint", tmp_path / "none.pt"), "no such file")
     one_line_error(run("sample", "--checkpoint", latin), "not a course checkpoint")
-    one_line_error(run("sample", "--checkpoint", checkpoint, "--temperature", "-0.5"), "--temperature", "must be >= 0")
-    one_line_error(run("sample", "--checkpoint", checkpoint, "--top-k", 0), "--top-k", "must be >= 1")
-    one_line_error(run("sample", "--checkpoint", checkpoint, "--top-p", 1.5), "--top-p", "must be <= 1")
-    one_line_error(run("sample", "--checkpoint", checkpoint, "--device", "tpu"), "--device='tpu'", "expected one of cpu, cuda, mps")
     one_line_error(run("bake"), "invalid choice")
+    # The rest in this process (the same main(), without starting Python and torch each time).
+    lang = "data/lang.txt"
+    cases = [
+        (("train", "--data", empty, "--out", out), ["has no text"]),
+        (("train", "--data", latin, "--out", out), ["not UTF-8", "0xe9"]),
+        (("train", "--data", lang, "--out", out, "--steps", "many"), ["--steps", "expected an integer"]),
+        (("train", "--data", lang, "--out", out, "--lr", "0"), ["--lr", "must be > 0"]),
+        (("train", "--data", lang, "--out", out, "--n-heads", 5), ["--n-heads=5 does not divide --d-model=64"]),
+        (("train", "--data", lang, "--out", out, "--context-length", 8), ["--context-length must be at least 16"]),
+        (("train", "--data", lang, "--out", out, "--positions", "rotary"), ["--positions"]),
+        (("train", "--out", out), ["--data"]),
+        (("sample", "--checkpoint", tmp_path / "none.pt"), ["no such file"]),
+        (("sample", "--checkpoint", checkpoint, "--temperature", "-0.5"), ["--temperature", "must be >= 0"]),
+        (("sample", "--checkpoint", checkpoint, "--top-k", 0), ["--top-k", "must be >= 1"]),
+        (("sample", "--checkpoint", checkpoint, "--top-p", 1.5), ["--top-p", "must be <= 1"]),
+        (("sample", "--checkpoint", checkpoint, "--device", "tpu"), ["--device='tpu'", "expected one of cpu, cuda, mps"]),
+    ]
+    for argv, words in cases:
+        code = main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
+        for word in words:
+            assert word in err, (argv, word, err)
     assert not out.exists()
 
 
