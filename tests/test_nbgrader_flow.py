@@ -6,7 +6,9 @@ a syntax error, a test cell edited to `assert True`, a deleted test cell, a wron
 """
 import copy
 import csv
+import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +84,11 @@ def course(tmp_path_factory):
     deleter = copy.deepcopy(solution)
     deleter["cells"] = [c for c in deleter["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != "ex01_spot_the_bug_tests"]
     submit("deleter", FIRST, deleter)
+    swallower = copy.deepcopy(solution)  # an honest bug: the loop swallows the interrupt at the time limit
+    cell(swallower, "ex01_spot_the_bug")["source"] = (
+        "import time\n\ndef fixed_attention(q, k, v):\n    while True:\n        try:\n            time.sleep(0.05)\n"
+        "        except BaseException:\n            pass\n\nfixed_attention(1, 2, 3)\n")
+    submit("swallower", FIRST, swallower)
     wrong = copy.deepcopy(solution)
     cell(wrong, "ex01_predict_identical_keys")["source"] = "prediction = 'A'\n"
     submit("wrong", FIRST, wrong)
@@ -131,6 +138,16 @@ def test_dead_kernel_keeps_earlier_points(course):
     assert score(course[2], "killer") == (3.0, 5.0)  # died in exercise 3's cell: 1 and 2 kept
 
 
+def test_a_cell_that_will_not_stop_keeps_the_points_before_it(course):
+    # The kernel never answers the interrupt; grading must still give the student a grade and feedback.
+    course_dir, _, grades = course
+    assert score(grades, "swallower") == (3.0, 5.0)  # stuck in exercise 3's cell: 1 and 2 kept
+    nb = json.loads((course_dir / "autograded" / "swallower" / FIRST / f"{FIRST}.ipynb").read_text())
+    enames = [o["ename"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert "CellTimeoutError" in enames
+    assert (course_dir / "feedback" / "swallower" / FIRST / f"{FIRST}.html").is_file()
+
+
 def test_syntax_error_costs_only_its_exercise(course):
     assert score(course[2], "syntax") == (3.0, 5.0)
 
@@ -149,17 +166,41 @@ def test_wrong_prediction_loses_its_point(course):
 
 def test_every_student_has_a_grade(course):
     grades = course[2]
-    for student in ("solution", "untouched", "loops", "killer", "syntax", "cheater", "deleter", "wrong"):
+    for student in ("solution", "untouched", "loops", "killer", "syntax", "cheater", "deleter", "wrong", "swallower"):
         assert (student, FIRST) in grades and grades[(student, FIRST)]["score"] != ""
+
+
+def visible_text(page):
+    """The text a reader of an HTML page sees: tags removed, entities decoded (syntax highlighting
+    splits code into <span>s, so a plain substring search of the HTML finds nothing)."""
+    text = re.sub(r"<[^>]+>", "", page)
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+HIDDEN_LINES = ["BEGIN HIDDEN TESTS", "library_version(_q, _k, torch.randn(2, 3, 9, 1, dtype=torch.float64))[1]",
+                'checks.expect_equal(prediction, "B", "prediction")']
+
+
+def test_the_leak_check_finds_hidden_tests_in_a_rendering_of_the_source(course):
+    # Positive control: rendered to HTML by nbconvert, the instructor's notebook shows every hidden line.
+    from nbconvert import HTMLExporter
+
+    course_dir = course[0]
+    page, _ = HTMLExporter().from_filename(str(course_dir / "source" / FIRST / f"{FIRST}.ipynb"))
+    text = visible_text(page)
+    assert all(" ".join(line.split()) in text for line in HIDDEN_LINES)
+    assert HIDDEN_LINES[1] not in page  # why tags must be stripped: the raw HTML never contains it
 
 
 def test_feedback_never_shows_hidden_tests(course):
     course_dir, assignments, _ = course
-    for student in ("solution", "untouched", "wrong", "killer"):
-        for html in (course_dir / "feedback" / student).glob("*/*.html"):
-            text = html.read_text()
-            assert "BEGIN HIDDEN TESTS" not in text, html
-            assert "library_version(_q, _k, torch.randn(2, 3, 9" not in text, html  # a hidden line of 01
-            assert "expect_equal(prediction" not in text, html
-    wrong = (course_dir / "feedback" / "wrong" / FIRST / f"{FIRST}.html").read_text()
+    pages = 0
+    for student in ("solution", "untouched", "wrong", "killer", "swallower"):
+        for feedback in (course_dir / "feedback" / student).glob("*/*.html"):
+            text = visible_text(feedback.read_text())
+            pages += 1
+            for line in HIDDEN_LINES:
+                assert " ".join(line.split()) not in text, (feedback, line)
+    assert pages >= 2 * len(assignments)
+    wrong = visible_text((course_dir / "feedback" / "wrong" / FIRST / f"{FIRST}.html").read_text())
     assert "a hidden test failed" in wrong
