@@ -28,7 +28,8 @@ SUSPECT_MODULES = {"subprocess": "runs programs", "socket": "opens network conne
                    "shutil": "copies or deletes files", "ctypes": "calls C code", "multiprocessing": "starts processes",
                    "requests": "uses the network", "urllib": "uses the network", "http": "uses the network",
                    "pickle": "loads pickled objects", "importlib": "imports by name", "inspect": "reads other code",
-                   "gc": "walks the interpreter's objects", "signal": "changes signal handling", "builtins": "changes builtins"}
+                   "gc": "walks the interpreter's objects", "signal": "changes signal handling", "builtins": "changes builtins",
+                   "glob": "lists files"}
 SUSPECT_CALLS = {"open": "opens a file", "exec": "runs code built at run time", "eval": "runs code built at run time",
                  "compile": "compiles code at run time", "__import__": "imports by name", "setattr": "sets an attribute by name",
                  "get_ipython": "reaches IPython's machinery", "globals": "reads or rewrites the notebook's globals",
@@ -39,7 +40,9 @@ SUSPECT_ATTRIBUTES = {"system": "runs a shell command", "popen": "runs a shell c
                       "setprofile": "traces execution", "remove": "deletes a file", "unlink": "deletes a file",
                       "rmtree": "deletes a folder", "kill": "signals a process", "fork": "starts a process",
                       "read_text": "reads a file", "write_text": "writes a file", "read_bytes": "reads a file",
-                      "write_bytes": "writes a file", "chdir": "changes the working folder", "_exit": "ends the kernel"}
+                      "write_bytes": "writes a file", "chdir": "changes the working folder", "_exit": "ends the kernel",
+                      "listdir": "lists files", "walk": "lists files", "scandir": "lists files", "iterdir": "lists files",
+                      "rglob": "lists files"}
 LIBRARY_ROOTS = {"torch", "np", "numpy", "F", "math", "checks", "course_lib", "nn", "sys", "os", "builtins"}
 
 

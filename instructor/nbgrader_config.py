@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from grading import HideHiddenTests, SurvivingExecute  # noqa: E402
+from grading import CheckCompletionTokens, HideHiddenTests, InjectCompletionTokens, SurvivingExecute  # noqa: E402
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties,
@@ -27,10 +27,13 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # seconds (an infinite loop) is interrupted, marked as an error, and grading goes on.
 c.Execute.timeout = 60
 
-# nbgrader's own pipeline, with the executor that survives a dead kernel.
+# nbgrader's own pipeline, with: completion tokens around the execution (a test cell that did not
+# run to its end scores 0), and the executor that survives a dead or stuck kernel and starts it in a
+# bubblewrap sandbox that hides this folder (the gradebook, source/, other submissions).
+c.SandboxedKernelManager.course_root = c.CourseDirectory.root
 c.Autograde.autograde_preprocessors = [
-    SurvivingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+    InjectCompletionTokens, SurvivingExecute, CheckCompletionTokens, IgnorePattern, ClearMetadataPreprocessor,
+    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 
 # Feedback shows the student's work and scores, never the hidden tests.

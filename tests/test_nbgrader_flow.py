@@ -8,10 +8,12 @@ import copy
 import csv
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,32 @@ FIRST = "01_scaled_dot_product_attention"
 
 
 def nbgrader(course, *args, timeout=900 * TIME_SCALE):
+    # One thread per kernel: the test grades two halves of the course side by side on two cores.
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True,
-                            text=True, timeout=timeout)
+                            text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
+
+
+WRONG_ANSWER = "\ndef attention_weights(q, k):\n    return q\n"
+HOSTILE = {
+    # Rewrites every later cell, test cells included, to `pass`: the tests "pass" without running.
+    "transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])" + WRONG_ANSWER,
+    # Replaces the checks with functions that always pass.
+    "patcher": "import course_lib.checks\ntorch.allclose = lambda *a, **k: True\ncourse_lib.checks.expect_close = lambda *a, **k: None\n"
+               "checks.expect_close = checks.expect_shape = lambda *a, **k: None" + WRONG_ANSWER,
+    # Looks for the instructor's notebooks, the gradebook and other submissions.
+    "snooper": "import glob, os, course_lib\nrepo = os.path.dirname(os.path.dirname(course_lib.__file__))\n"
+               "found = glob.glob('../../../source/*/*.ipynb') + glob.glob('../../../gradebook.db') + "
+               "glob.glob('../../../submitted/*/*/*.ipynb') + glob.glob(os.path.join(repo, 'notebooks', '*.ipynb'))\n"
+               "print('FOUND', len(found))" + WRONG_ANSWER,
+    # Zeroes everyone's grades and overwrites another student's submission.
+    "vandal": "import glob, sqlite3\nfor db in glob.glob('../../../gradebook.db'):\n"
+              "    c = sqlite3.connect(db); c.execute('update grade set manual_score = 0'); c.commit()\n"
+              "for nb in glob.glob('../../../submitted/solution/*/*.ipynb'):\n    open(nb, 'w').write('{}')" + WRONG_ANSWER,
+    # Leaves a process behind.
+    "spawner": "import subprocess\nsubprocess.Popen(['sleep', '4242'], start_new_session=True)" + WRONG_ANSWER,
+}
 
 
 def cell(nb, grade_id):
@@ -92,16 +116,36 @@ def course(tmp_path_factory):
     wrong = copy.deepcopy(solution)
     cell(wrong, "ex01_predict_identical_keys")["source"] = "prediction = 'A'\n"
     submit("wrong", FIRST, wrong)
+    for student, code in HOSTILE.items():  # wrong answers that try to cheat the grader or harm others
+        hostile = copy.deepcopy(solution)
+        cell(hostile, "ex01_attention_weights")["source"] = code
+        submit(student, FIRST, hostile)
+    victim = course / "submitted" / "solution" / FIRST / f"{FIRST}.ipynb"
 
-    for assignment in assignments:
-        # A short cell limit so the infinite loop costs little, scaled so a slow or busy machine keeps the margin.
-        nbgrader(course, "autograde", assignment, "--create", "--force", f"--Execute.timeout={round(20 * TIME_SCALE)}",
-                 f"--Execute.iopub_timeout={round(4 * TIME_SCALE)}")
-        nbgrader(course, "generate_feedback", assignment, "--force")
-    nbgrader(course, "export", "--to", "grades.csv")
-    with open(course / "grades.csv", newline="") as f:
-        grades = {(row["student_id"], row["assignment"]): row for row in csv.DictReader(f)}
-    return course, assignments, grades
+    # Grade in two copies of the course side by side (nbgrader's gradebook is one SQLite file per course,
+    # so two processes must not share one), half of the assignments each; then merge the grades.
+    other = tmp_path_factory.mktemp("course_b")
+    shutil.copytree(course, other, dirs_exist_ok=True)
+    first_half = [a for a in assignments if a[:2] in ("01", "02", "03", "05", "06")]  # 01 has the many students
+    halves = {course: first_half, other: [a for a in assignments if a not in first_half]}
+
+    def grade(course_dir):
+        for assignment in halves[course_dir]:
+            # A short cell limit so the infinite loop costs little, scaled so a slow machine keeps the margin.
+            nbgrader(course_dir, "autograde", assignment, "--create", "--force", f"--Execute.timeout={round(20 * TIME_SCALE)}",
+                     f"--Execute.iopub_timeout={round(4 * TIME_SCALE)}")
+            nbgrader(course_dir, "generate_feedback", assignment, "--force")
+        nbgrader(course_dir, "export", "--to", "grades.csv")
+        with open(course_dir / "grades.csv", newline="") as f:
+            return {(row["student_id"], row["assignment"]): row for row in csv.DictReader(f)
+                    if row["assignment"] in halves[course_dir]}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graded = list(pool.map(grade, halves))
+    grades = {**graded[0], **graded[1]}
+    folders = {assignment: course_dir for course_dir, names in halves.items() for assignment in names}
+    assert victim.read_text() == json.dumps(load("source", FIRST)), "a submission overwrote another student's notebook"
+    return folders, assignments, grades
 
 
 def score(grades, student, assignment=FIRST):
@@ -123,9 +167,9 @@ def test_untouched_release_gets_no_exercise_points(course):
 
 
 def test_untouched_release_fails_only_with_not_implemented(course):
-    course_dir, assignments, _ = course
+    folders, assignments, _ = course
     for assignment in assignments:
-        nb = json.loads((course_dir / "autograded" / "untouched" / assignment / f"{assignment}.ipynb").read_text())
+        nb = json.loads((folders[assignment] / "autograded" / "untouched" / assignment / f"{assignment}.ipynb").read_text())
         errors = [o["ename"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
         assert errors and set(errors) == {"NotImplementedError"}, f"{assignment}: {sorted(set(errors))}"
 
@@ -140,7 +184,7 @@ def test_dead_kernel_keeps_earlier_points(course):
 
 def test_a_cell_that_will_not_stop_keeps_the_points_before_it(course):
     # The kernel never answers the interrupt; grading must still give the student a grade and feedback.
-    course_dir, _, grades = course
+    course_dir, grades = course[0][FIRST], course[2]
     assert score(grades, "swallower") == (3.0, 5.0)  # stuck in exercise 3's cell: 1 and 2 kept
     nb = json.loads((course_dir / "autograded" / "swallower" / FIRST / f"{FIRST}.ipynb").read_text())
     enames = [o["ename"] for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
@@ -166,7 +210,7 @@ def test_wrong_prediction_loses_its_point(course):
 
 def test_every_student_has_a_grade(course):
     grades = course[2]
-    for student in ("solution", "untouched", "loops", "killer", "syntax", "cheater", "deleter", "wrong", "swallower"):
+    for student in ("solution", "untouched", "loops", "killer", "syntax", "cheater", "deleter", "wrong", "swallower", *HOSTILE):
         assert (student, FIRST) in grades and grades[(student, FIRST)]["score"] != ""
 
 
@@ -185,7 +229,7 @@ def test_the_leak_check_finds_hidden_tests_in_a_rendering_of_the_source(course):
     # Positive control: rendered to HTML by nbconvert, the instructor's notebook shows every hidden line.
     from nbconvert import HTMLExporter
 
-    course_dir = course[0]
+    course_dir = course[0][FIRST]
     page, _ = HTMLExporter().from_filename(str(course_dir / "source" / FIRST / f"{FIRST}.ipynb"))
     text = visible_text(page)
     assert all(" ".join(line.split()) in text for line in HIDDEN_LINES)
@@ -193,14 +237,86 @@ def test_the_leak_check_finds_hidden_tests_in_a_rendering_of_the_source(course):
 
 
 def test_feedback_never_shows_hidden_tests(course):
-    course_dir, assignments, _ = course
+    folders, assignments, _ = course
     pages = 0
     for student in ("solution", "untouched", "wrong", "killer", "swallower"):
-        for feedback in (course_dir / "feedback" / student).glob("*/*.html"):
+        for feedback in (page for folder in set(folders.values()) for page in (folder / "feedback" / student).glob("*/*.html")):
             text = visible_text(feedback.read_text())
             pages += 1
             for line in HIDDEN_LINES:
                 assert " ".join(line.split()) not in text, (feedback, line)
     assert pages >= 2 * len(assignments)
-    wrong = visible_text((course_dir / "feedback" / "wrong" / FIRST / f"{FIRST}.html").read_text())
+    wrong = visible_text((folders[FIRST] / "feedback" / "wrong" / FIRST / f"{FIRST}.html").read_text())
     assert "a hidden test failed" in wrong
+
+
+def sandboxed():
+    """The hostile tests need the sandbox: skipped without bubblewrap, except in CI, which installs it."""
+    require(executable="bwrap", why="the grading sandbox: apt-get install bubblewrap")
+
+
+def test_a_test_cell_rewritten_while_it_runs_earns_nothing(course):
+    assert score(course[2], "transformer")[0] == 0
+    nb = json.loads((course[0][FIRST] / "autograded" / "transformer" / FIRST / f"{FIRST}.ipynb").read_text())
+    assert "IncompleteTest" in {o.get("ename") for c in nb["cells"] for o in c.get("outputs", [])}
+    assert "course-grader-completed" not in json.dumps(nb)  # the token lines and outputs are removed
+
+
+def test_honest_submissions_carry_no_token_and_keep_their_marks(course):
+    nb = json.loads((course[0][FIRST] / "autograded" / "solution" / FIRST / f"{FIRST}.ipynb").read_text())
+    assert "course-grader-completed" not in json.dumps(nb)
+    assert score(course[2], "solution") == (5.0, 5.0)
+
+
+def test_a_submission_sees_nothing_of_the_course_and_harms_no_one(course):
+    sandboxed()
+    folder = course[0][FIRST]
+    nb = json.loads((folder / "autograded" / "snooper" / FIRST / f"{FIRST}.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "FOUND 0" in printed, printed[-500:]
+    assert score(course[2], "solution") == (5.0, 5.0)  # the vandal ran after it, and changed nothing
+    assert score(course[2], "vandal") == (3.0, 5.0)  # its own wrong answer costs it exercise 1, nothing more
+
+
+def test_no_process_outlives_grading(course):
+    sandboxed()
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "a process started by a submission outlived nbgrader autograde"
+
+
+def test_cheats_that_still_score_are_flagged(course):
+    sys.path.insert(0, str(ROOT / "instructor"))
+    try:
+        import integrity
+    finally:
+        sys.path.pop(0)
+    flagged = {student for student, *_ in integrity.report(course[0][FIRST], FIRST)}
+    assert set(HOSTILE) <= flagged
+    assert not flagged & {"solution", "untouched", "wrong"}
+    assert score(course[2], "patcher") == (5.0, 5.0)  # it does fool the checks: flagged is its defence
+
+
+def test_the_sandbox_hides_the_course_and_keeps_no_process(tmp_path):
+    # Positive control: the same probe, outside the sandbox, sees the gradebook and leaves a process.
+    sandboxed()
+    require(module="nbgrader", why='the instructor extra: pip install -e ".[instructor]"')
+    sys.path.insert(0, str(ROOT / "instructor"))
+    try:
+        import grading
+    finally:
+        sys.path.pop(0)
+    course_dir = tmp_path / "course"
+    work = course_dir / "autograded" / "student"
+    work.mkdir(parents=True)
+    gradebook = course_dir / "gradebook.db"
+    gradebook.write_text("grades")
+    probe = [sys.executable, "-c", f"import os, subprocess; subprocess.Popen(['sleep', '4343'], start_new_session=True, "
+                                   f"stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+                                   f"print(os.path.exists({str(gradebook)!r}))"]
+    outside = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    assert outside.stdout.strip() == "True"
+    assert subprocess.run(["pgrep", "-f", "sleep 4343"], capture_output=True).returncode == 0
+    subprocess.run(["pkill", "-f", "sleep 4343"])
+    inside = subprocess.run(grading.sandbox_command(probe, work, [course_dir]), capture_output=True, text=True, timeout=60)
+    assert inside.stdout.strip() == "False", inside.stderr
+    assert subprocess.run(["pgrep", "-f", "sleep 4343"], capture_output=True).returncode == 1  # gone with the sandbox
