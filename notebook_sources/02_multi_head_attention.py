@@ -194,7 +194,7 @@ checks.expect_close(_s[0, 1, 0], _t[0, 0, 2:4], "head 1 at position 0 (it should
 for _h in range(4):
     checks.expect_close(_s[:, _h], _t[..., 2 * _h: 2 * _h + 2], f"head {_h}", atol=0)
 ### BEGIN HIDDEN TESTS
-_t2 = torch.randn(3, 5, 12)
+_t2 = torch.randn(3, 5, 12, generator=checks.grading_generator("ex02_split_heads"))
 checks.expect_close(split_heads(_t2, 3), LibraryMHA(12, 3).split_heads(_t2), "split_heads(t, 3) on (3, 5, 12)", atol=0)
 checks.expect_close(split_heads(_t2, 6), _t2.view(3, 5, 6, 2).transpose(1, 2), "split_heads(t, 6) on (3, 5, 12)", atol=0)
 ### END HIDDEN TESTS

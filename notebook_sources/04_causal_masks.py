@@ -203,7 +203,8 @@ checks.expect_close(_m, _expected, "sliding_window_mask(5, 2)", atol=0, mistakes
     "True means 'may attend': this mask marks the positions to hide": ~_expected,
 })
 ### BEGIN HIDDEN TESTS
-for _T, _w in [(7, 3), (4, 10), (6, 1)]:
+_gen = checks.grading_generator("ex04_sliding_window")
+for _T, _w in [(7, 3), (4, 10), (6, 1), *(torch.randint(1, 12, (2,), generator=_gen).tolist() for _ in range(4))]:
     _expected = torch.tensor([[(s <= t) and (t - s < _w) for s in range(_T)] for t in range(_T)])
     checks.expect_close(sliding_window_mask(_T, _w), _expected, f"sliding_window_mask({_T}, {_w})", atol=0)
 ### END HIDDEN TESTS

@@ -266,7 +266,10 @@ _learned = LibraryGPT(LibraryConfig(vocab_size=100, context_length=32, d_model=6
 checks.expect_equal(count_gpt_parameters(100, 32, 64, 2, 256, "learned"), _learned,
                     "with learned positions (a context_length x d_model table of parameters)")
 ### BEGIN HIDDEN TESTS
-for _args in [(100, 32, 64, 2, 256, "sinusoidal"), (500, 16, 32, 3, 64, "learned"), (7, 5, 8, 1, 3, "sinusoidal")]:
+_gen = checks.grading_generator("ex06_count_parameters")
+_drawn = [tuple(torch.randint(low, high, (1,), generator=_gen).item() for low, high in ((2, 600), (1, 40), (1, 17), (1, 4), (1, 300)))
+          for _ in range(3)]
+for _args in [(500, 16, 32, 3, 64, "learned"), (7, 5, 8, 1, 3, "sinusoidal")] + [(v, c, 4 * d, n, f, ("learned", "sinusoidal")[i % 2]) for i, (v, c, d, n, f) in enumerate(_drawn)]:
     _cfg = LibraryConfig(vocab_size=_args[0], context_length=_args[1], d_model=_args[2], n_heads=4 if _args[2] % 4 == 0 else 1,
                          n_layers=_args[3], d_ff=_args[4], positions=_args[5])
     checks.expect_equal(count_gpt_parameters(*_args), LibraryGPT(_cfg).num_parameters(), f"count_gpt_parameters{_args}")

@@ -222,6 +222,15 @@ checks.expect_equal(most_frequent_pair([]), None, "most_frequent_pair([])")
 checks.expect_equal(most_frequent_pair([7, 8, 9, 9, 7, 8, 9, 9]), (7, 8), "a tie goes to the first pair")
 checks.expect_equal(most_frequent_pair(list(b"aaabdaaabac")), (97, 97), "most_frequent_pair(b'aaabdaaabac')")
 checks.expect_equal(most_frequent_pair([3, 9, 9, 9, 4, 3, 4, 3]), (9, 9), "most_frequent_pair([3, 9, 9, 9, 4, 3, 4, 3])")
+import torch as _torch
+
+_gen = checks.grading_generator("ex09_most_frequent_pair")
+for _ in range(20):
+    _ids = _torch.randint(0, 4, (int(_torch.randint(2, 30, (1,), generator=_gen)),), generator=_gen).tolist()
+    _counts = {}
+    for _pair in zip(_ids, _ids[1:]):
+        _counts[_pair] = _counts.get(_pair, 0) + 1
+    checks.expect_equal(most_frequent_pair(_ids), max(_counts, key=_counts.get), f"most_frequent_pair({_ids})")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -252,8 +252,10 @@ assert not _leaked, (f"the tokenizer knows words that only the validation senten
                      "build it from the training sentences alone")
 ### BEGIN HIDDEN TESTS
 checks.expect_equal(_tok.itos, WordTokenizer.from_sentences(sentences[:16]).itos, "the tokenizer's vocabulary")
-_tok2, _train2, _val2 = fixed_split(sentences, 7)
-checks.expect_equal((_train2, _val2), (sentences[:13], sentences[13:]), "fixed_split(sentences, 7)")
+for _n in (7, int(torch.randint(1, 19, (1,), generator=checks.grading_generator("ex10_spot_the_bug")))):
+    _tok2, _train2, _val2 = fixed_split(sentences, _n)
+    checks.expect_equal((_train2, _val2), (sentences[:-_n], sentences[-_n:]), f"fixed_split(sentences, {_n})")
+    checks.expect_equal(_tok2.itos, WordTokenizer.from_sentences(sentences[:-_n]).itos, f"the vocabulary of fixed_split(sentences, {_n})")
 ### END HIDDEN TESTS
 
 # %% [markdown]

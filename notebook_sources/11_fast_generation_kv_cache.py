@@ -181,7 +181,9 @@ checks.expect_close(_joined[:, :, :5], _a, "the cached positions, which come fir
 checks.expect_close(_joined[:, :, 5], _b[:, :, 0], "the new position, which comes last")
 checks.expect_close(append_to_cache(None, _b), _b, "append_to_cache(None, new): an empty cache holds just the new positions")
 ### BEGIN HIDDEN TESTS
-_c, _d = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 2, 4)
+_gen = checks.grading_generator("ex11_append")
+_shape = torch.randint(1, 5, (4,), generator=_gen).tolist()
+_c, _d = torch.randn(*_shape, generator=_gen), torch.randn(*_shape[:2], 2, _shape[3], generator=_gen)
 checks.expect_close(append_to_cache(_c, _d), torch.cat([_c, _d], dim=2), "append_to_cache of 3 and 2 positions")
 ### END HIDDEN TESTS
 
@@ -233,6 +235,9 @@ checks.expect_equal(_p.tolist(), [5], "fixed_positions(5, 1): after 5 cached tok
 checks.expect_equal(fixed_positions(0, 3).tolist(), [0, 1, 2], "fixed_positions(0, 3): with nothing cached, positions start at 0")
 ### BEGIN HIDDEN TESTS
 checks.expect_close(fixed_positions(7, 3), torch.tensor([7, 8, 9]), "fixed_positions(7, 3)", atol=0)
+_cached, _new = torch.randint(0, 50, (2,), generator=checks.grading_generator("ex11_spot_the_bug")).tolist()
+_new += 1
+checks.expect_close(fixed_positions(_cached, _new), torch.arange(_cached, _cached + _new), f"fixed_positions({_cached}, {_new})", atol=0)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -23,3 +23,15 @@ def test_expect_close_reports_shape_then_values():
         checks.expect_close([1.0], torch.tensor([1.0]))
     with pytest.raises(AssertionError, match="is 3, expected 4"):
         checks.expect_equal(3, 4)
+
+
+def test_grading_generator_follows_the_instructors_seed(monkeypatch):
+    monkeypatch.setenv("COURSE_GRADING_SEED", "spring-2027")
+    a = torch.randn(5, generator=checks.grading_generator("ex01"))
+    assert torch.equal(a, torch.randn(5, generator=checks.grading_generator("ex01")))  # one run is repeatable
+    assert not torch.equal(a, torch.randn(5, generator=checks.grading_generator("ex02")))  # each test its own inputs
+    monkeypatch.setenv("COURSE_GRADING_SEED", "autumn-2027")
+    assert not torch.equal(a, torch.randn(5, generator=checks.grading_generator("ex01")))  # another seed, other inputs
+    monkeypatch.delenv("COURSE_GRADING_SEED")
+    fresh = [torch.randn(5, generator=checks.grading_generator("ex01")) for _ in range(2)]
+    assert not torch.equal(*fresh)  # no seed: new inputs every run
