@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -173,11 +174,23 @@ class SandboxedKernelManager(AsyncKernelManager):
             # A signal would reach bubblewrap, not the kernel: interrupt by message on the control
             # channel instead (the kernel then signals itself), so the cell time limit still works.
             self.kernel_spec.interrupt_mode = "message"
-        elif "warned" not in _SANDBOX_CHECKED:
-            _SANDBOX_CHECKED["warned"] = True
-            self.log.warning("bubblewrap (bwrap) is not available: submissions run WITHOUT a sandbox "
-                             "(apt-get install bubblewrap; see INSTRUCTORS.md)")
+        else:
+            # The plain directory sandbox: the kernel works in a throw-away copy of the student's
+            # folder, away from the course folder, so relative paths (../../gradebook.db) lead nowhere.
+            if "warned" not in _SANDBOX_CHECKED:
+                _SANDBOX_CHECKED["warned"] = True
+                self.log.warning("bubblewrap (bwrap) is not available: grading in a plain directory sandbox only "
+                                 "(apt-get install bubblewrap for the real one; see INSTRUCTORS.md)")
+            self._scratch = tempfile.mkdtemp(prefix="grading-")
+            shutil.copytree(kw.get("cwd") or os.getcwd(), self._scratch, dirs_exist_ok=True)
+            kw["cwd"] = self._scratch
         return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    async def _async_cleanup_resources(self, restart=False):
+        await super()._async_cleanup_resources(restart=restart)
+        scratch = getattr(self, "_scratch", None)
+        if scratch and not restart:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --- Completion tokens: did every test cell run to its end? -----------------------------------------
