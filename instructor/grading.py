@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -138,6 +139,8 @@ def sandbox_command(kernel_cmd, workdir, hidden):
     namespace, so every process it starts dies with it."""
     connection = kernel_cmd[kernel_cmd.index("-f") + 1] if "-f" in kernel_cmd else None
     command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for folder in _needed_under_tmp(kernel_cmd):  # a course or a virtual environment may live in /tmp
+        command += ["--ro-bind", str(folder), str(folder)]
     for folder in hidden:
         if Path(folder).is_dir():
             command += ["--tmpfs", str(folder)]
@@ -150,6 +153,20 @@ def sandbox_command(kernel_cmd, workdir, hidden):
                 # ipykernel would take for "my parent exited"; --die-with-parent does that job instead.
                 "--unsetenv", "JPY_PARENT_PID", "--"]
     return command + list(kernel_cmd)
+
+
+def _needed_under_tmp(kernel_cmd):
+    """What the kernel needs that the sandbox's fresh /tmp would hide: its Python environment and the
+    course repository (course_lib, data/), when they live under /tmp."""
+    import course_lib
+
+    needed = {Path(sys.prefix), Path(sys.base_prefix), Path(course_lib.__file__).resolve().parent.parent}
+    if kernel_cmd and os.path.isabs(kernel_cmd[0]):
+        needed.add(Path(kernel_cmd[0]).parent.parent)  # the interpreter's environment (…/bin/python)
+        needed.add(Path(kernel_cmd[0]).resolve().parent.parent)
+    tmp = Path("/tmp").resolve()
+    under = sorted(p for p in needed if p.exists() and tmp in p.resolve().parents)
+    return [p for p in under if not any(q != p and q in p.parents for q in under)]  # outermost only
 
 
 class SandboxedKernelManager(AsyncKernelManager):
