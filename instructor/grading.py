@@ -145,8 +145,10 @@ def sandbox_command(kernel_cmd, workdir, hidden):
         if Path(folder).is_dir():
             command += ["--tmpfs", str(folder)]
     if connection:  # other kernels' connection files (and keys) are hidden; this one is readable
-        runtime = str(Path(connection).parent)
-        command += ["--tmpfs", runtime, "--ro-bind", connection, connection]
+        runtime = Path(connection).resolve().parent
+        if not (runtime == Path("/tmp").resolve() or Path("/tmp").resolve() in runtime.parents):
+            command += ["--tmpfs", str(runtime)]  # (under /tmp they are hidden already)
+        command += ["--ro-bind", connection, connection]
     command += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir),
                 "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
                 # In its own process namespace the kernel's parent is bubblewrap's init (pid 1), which
