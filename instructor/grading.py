@@ -97,7 +97,7 @@ class HideHiddenTests(NbGraderPreprocessor):
             if output.output_type != "error":
                 continue
             line = self._failing_line(output, cell.get("execution_count"))
-            grader_error = output.ename in ("NotRun", "DeadKernelError", "CellTimeoutError")
+            grader_error = output.ename in ("NotRun", "DeadKernelError", "CellTimeoutError", "IncompleteTest")
             if hidden_from is not None and not grader_error and (line is None or line >= hidden_from):
                 cell.outputs[i] = _error(output.ename, "", f"{output.ename}: a hidden test failed (hidden tests are not shown)")
             else:
