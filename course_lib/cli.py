@@ -192,8 +192,7 @@ def _interrupts_deferred():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pressed = []
-    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run is finished: saving it comes first
     try:
         yield
     finally:

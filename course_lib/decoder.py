@@ -22,6 +22,9 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+_BUILD_HERE = object()  # DecoderBlock's default: no mask was handed in, build it
+
+
 class DecoderBlock(nn.Module):
     """Masked multi-head self-attention and a feed-forward network, each in a pre-LN residual branch.
 
@@ -44,10 +47,11 @@ class DecoderBlock(nn.Module):
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=None):
+    def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=_BUILD_HERE):
         """``attn_mask``: the causal & padding mask already built by the caller (``GPT`` builds it
-        once per forward pass for all its blocks); without it the block builds its own."""
-        if attn_mask is None:
+        once per forward pass for all its blocks; ``None`` there means nothing to hide); without it
+        the block checks ``x`` and builds its own."""
+        if attn_mask is _BUILD_HERE:
             check_model_input("x", x, self.ln1.normalized_shape[0])
             attn_mask = block_mask(x.shape[1], padding_mask, cache, layer, x.device)
         x = x + self.dropout(self.attn(self.ln1(x), mask=attn_mask, cache=cache, layer=layer))  # (batch, T, d_model)

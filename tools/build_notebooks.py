@@ -17,7 +17,6 @@ plus the Colab badge and set-up cell, stable cell ids, and the execution (CPU, f
 ``jupytext.toml`` pairs the two folders, so with jupytext installed in JupyterLab an edit of a
 notebook is saved to its source too; ``--pull`` does the same for an edit made without jupytext.
 """
-import copy
 import os
 import re
 import sys
@@ -167,7 +166,6 @@ def differences(path, out=OUT):
 def pull(notebook_path, sources=SRC):
     """Write the source of an edited notebook back to ``notebook_sources/`` (outputs dropped)."""
     nb = nbformat.read(notebook_path, as_version=4)
-    nb = copy.deepcopy(nb)
     nb.cells = _strip_builder_cells(nb.cells)
     for cell in nb.cells:
         grading = cell.metadata.pop("nbgrader", None)
