@@ -20,6 +20,12 @@ def require_tensor(name, value, min_dim=None, dim=None, floating=False, integer=
         )
 
 
+def is_compiling():
+    """True while ``torch.compile`` traces the code: checks that read tensor values step aside then."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(check is not None and check())
+
+
 def require_positive_int(name, value, allow_zero=False):
     """Raise TypeError/ValueError unless `value` is an int > 0 (or >= 0 with allow_zero)."""
     if isinstance(value, bool) or not isinstance(value, int):

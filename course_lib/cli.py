@@ -3,6 +3,10 @@
     python -m course_lib train --data data/lang.txt --out runs/lang.pt
     python -m course_lib sample --checkpoint runs/lang.pt --prompt "Python" --temperature 0.8 --top-k 10
 
+    python -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/shakespeare.pt
+    torchrun --nproc_per_node=2 -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt
+    python -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt --resume runs/s.pt --steps 4000
+
 Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one line on stderr
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
 """
@@ -20,11 +24,17 @@ import torch
 from .data import split_sentences
 from .device import get_device
 from .gpt import GPT, GPTConfig
+from .pretraining import PRECISIONS, TrainConfig
 from .tokenizer import WordTokenizer, make_batch
 from .training import DEFAULT_LR, check_output_path, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
 
 PROG = "python -m course_lib"
 DEFAULTS = GPTConfig(vocab_size=1)
+#: notebook 07's training settings, for --tokenizer word (one sentence per line)
+WORD_DEFAULTS = {"steps": 300, "lr": DEFAULT_LR, "batch_size": None, "eval_every": 50, "seed": 0}
+#: notebook 12's CPU configuration, for --tokenizer char or bpe (a continuous text)
+STREAM_MODEL_DEFAULTS = {"context_length": 128, "d_model": 128, "n_heads": 4, "n_layers": 4, "d_ff": 512,
+                         "positions": "learned"}
 
 
 class CourseError(Exception):
@@ -59,21 +69,36 @@ def build_parser():
     parser = _Parser(prog=PROG, description="Train the course's GPT on a text file and sample from it.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = commands.add_parser("train", help="train a GPT on a text file, one sentence per line",
-                            description="Train the course's GPT (notebook 07's defaults) on a UTF-8 text with one "
-                                        "sentence per line; save a checkpoint. Ctrl-C stops early and still saves.")
-    t.add_argument("--data", required=True, type=Path, help="UTF-8 text file, one sentence per line (e.g. data/lang.txt)")
+    t = commands.add_parser("train", help="train a GPT on a text file",
+                            description="Train the course's GPT and save a checkpoint. --tokenizer word (default): "
+                                        "notebook 07, one sentence per line. --tokenizer char or bpe: notebook 12, a "
+                                        "continuous text, trained on random windows with a held-out tail; runs under "
+                                        "torchrun on several processes. Ctrl-C stops early and still saves.")
+    t.add_argument("--data", required=True, type=Path, help="UTF-8 text file (e.g. data/lang.txt, data/shakespeare.txt)")
     t.add_argument("--out", required=True, type=Path, help="where to write the checkpoint (e.g. runs/lang.pt)")
-    t.add_argument("--steps", type=_number(int, 1), default=300, help="optimisation steps (default: 300)")
-    t.add_argument("--lr", type=_number(float, 0, low_open=True), default=DEFAULT_LR, help=f"AdamW learning rate (default: {DEFAULT_LR})")
+    t.add_argument("--tokenizer", choices=["word", "char", "bpe"], default="word",
+                   help="word: one sentence per line (notebook 07); char or bpe: a continuous text (notebook 12) "
+                        "(default: word)")
+    t.add_argument("--steps", type=_number(int, 1), default=None, help="optimisation steps (default: 300 word, 2000 char/bpe)")
+    t.add_argument("--lr", type=_number(float, 0, low_open=True), default=None,
+                   help=f"AdamW (peak) learning rate (default: {DEFAULT_LR} word, {TrainConfig.lr} char/bpe)")
     t.add_argument("--batch-size", type=_number(int, 1, allow_none=True), default=None,
-                   help="sentences per step (default: all of them)")
+                   help=f"sentences per step (default: all of them) / windows per step over all processes "
+                        f"(default: {TrainConfig.batch_size})")
     _add_model_flags(t)
-    t.add_argument("--eval-every", type=_number(int, 1), default=50, help="print the corpus loss every N steps (default: 50)")
-    t.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
+    t.add_argument("--eval-every", type=_number(int, 1), default=None,
+                   help=f"print the loss every N steps (default: 50 word, {TrainConfig.eval_every} char/bpe)")
+    t.add_argument("--seed", type=_number(int, 0), default=None, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-
+    stream = t.add_argument_group("continuous text (--tokenizer char or bpe, notebook 12)")
+    stream.add_argument("--bpe-vocab-size", type=_number(int, 257), default=None, help="BPE vocabulary (default: 512)")
+    stream.add_argument("--val-fraction", type=_number(float, 0, 0.5, low_open=True), default=None,
+                        help="share of the text held out at its end for validation (default: 0.1)")
+    stream.add_argument("--resume", type=Path, default=None,
+                        help="continue a run from its checkpoint exactly (its model, tokenizer and settings; "
+                             "only --steps may change)")
+    _add_train_flags(stream)
     s = commands.add_parser("sample", help="generate text from a checkpoint",
                             description="Continue a prompt with a trained checkpoint.")
     s.add_argument("--checkpoint", required=True, type=Path, help="a file written by 'train'")
@@ -91,6 +116,25 @@ def build_parser():
 
 #: How each GPTConfig field is read from the command line; the flag's help is the field's own help.
 _FLAG_TYPES = {int: _number(int, 1), float: _number(float, 0, 0.99)}
+#: TrainConfig fields that the word mode's flags above already cover
+_SHARED_TRAIN_FLAGS = ("steps", "lr", "batch_size", "eval_every", "seed")
+
+
+def _add_train_flags(group):
+    """One flag per TrainConfig field not shared with the word mode: --warmup-steps, --precision, ..."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _SHARED_TRAIN_FLAGS:
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(TrainConfig, f.name)
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.name == "precision":
+            group.add_argument(flag, choices=PRECISIONS, default=None, help=help_text)
+        elif isinstance(default, int):
+            group.add_argument(flag, type=_number(int, 0), default=None, help=help_text)
+        else:
+            group.add_argument(flag, type=_number(float, 0), default=None, help=help_text)
 
 
 def _add_model_flags(parser):
@@ -100,17 +144,24 @@ def _add_model_flags(parser):
         if f.name == "vocab_size":
             continue
         flag, default, kind = "--" + f.name.replace("_", "-"), getattr(DEFAULTS, f.name), type(getattr(DEFAULTS, f.name))
-        help_text = f"{f.metadata['help']} (default: {default})"
+        stream_default = STREAM_MODEL_DEFAULTS.get(f.name, default)
+        shown = default if stream_default == default else f"{default} word, {stream_default} char/bpe"
+        help_text = f"{f.metadata['help']} (default: {shown})"
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.name == "positions":
-            group.add_argument(flag, choices=["sinusoidal", "learned"], default=default, help=help_text)
+            group.add_argument(flag, choices=["sinusoidal", "learned"], default=None, help=help_text)
         else:
-            group.add_argument(flag, type=_FLAG_TYPES[kind], default=default, help=help_text)
+            group.add_argument(flag, type=_FLAG_TYPES[kind], default=None, help=help_text)
 
 
-def _model_config(args, vocab_size):
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"}
+def _model_config(args, vocab_size, defaults=None):
+    defaults = defaults or {}
+    values = {}
+    for f in dataclasses.fields(GPTConfig):
+        if f.name != "vocab_size":
+            given = getattr(args, f.name)
+            values[f.name] = given if given is not None else defaults.get(f.name, getattr(DEFAULTS, f.name))
     try:
         return GPTConfig(vocab_size=vocab_size, **values)
     except (TypeError, ValueError) as error:
@@ -127,15 +178,18 @@ def _device(name):
         raise CourseError(str(error)) from None
 
 
-def _read_sentences(path):
+def _read_text(path):
     if not path.is_file():
         raise CourseError(f"--data {path}: no such file")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise CourseError(f"--data {path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
-    sentences = split_sentences(text)
+
+
+def _read_sentences(path):
+    sentences = split_sentences(_read_text(path))
     if not sentences:
         raise CourseError(f"--data {path}: the file has no text (one sentence per line expected)")
     return sentences
@@ -151,15 +205,32 @@ def _check_out(args):
         raise CourseError(f"--out {args.out} is the --data file: writing the checkpoint there would destroy the corpus")
 
 
+def _stream_flags_given(args):
+    names = ["bpe_vocab_size", "val_fraction", "resume"] + [
+        f.name for f in dataclasses.fields(TrainConfig) if f.name not in _SHARED_TRAIN_FLAGS]
+    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
+
+
 def _cmd_train(args):
+    if args.tokenizer != "word":
+        from .cli_pretrain import cmd_pretrain
+
+        return cmd_pretrain(args)
+    given = _stream_flags_given(args)
+    if given:
+        raise CourseError(f"{', '.join(given)}: for a continuous text only (--tokenizer char or bpe); "
+                          "--tokenizer word trains notebook 07's way")
+    for name, default in WORD_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     _check_out(args)
     sentences = _read_sentences(args.data)
     tokenizer = WordTokenizer.from_sentences(sentences)
     data = make_batch(tokenizer, sentences)
-    if data[0].shape[1] > args.context_length:
-        raise CourseError(f"the longest line has {data[0].shape[1] - 1} words: --context-length must be at least "
-                          f"{data[0].shape[1]} (got {args.context_length})")
     config = _model_config(args, len(tokenizer))
+    if data[0].shape[1] > config.context_length:
+        raise CourseError(f"the longest line has {data[0].shape[1] - 1} words: --context-length must be at least "
+                          f"{data[0].shape[1]} (got {config.context_length})")
     device = _device(args.device)
     torch.manual_seed(args.seed)
     model = GPT(config).to(device)
@@ -221,13 +292,17 @@ def _cmd_sample(args):
         model, tokenizer = load_checkpoint(args.checkpoint, device=_device(args.device))
     except ValueError as error:
         raise CourseError(f"--checkpoint {str(error).split(' (torch.load')[0]}") from None
-    unknown = tokenizer.unknown_words(args.prompt)
+    unknown = tokenizer.unknown_words(args.prompt) if hasattr(tokenizer, "unknown_words") else []
     if unknown:
         print(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
     generator = torch.Generator().manual_seed(args.seed)
     for _ in range(args.num_samples):
-        print(generate_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
-                            top_k=args.top_k, top_p=args.top_p, generator=generator))
+        try:
+            text = generate_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
+                                 top_k=args.top_k, top_p=args.top_p, generator=generator)
+        except ValueError as error:  # a character the model's tokenizer never saw (notebook 12)
+            raise CourseError(f"--prompt: {error}") from None
+        print(text)
     return 0
 
 

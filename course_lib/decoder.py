@@ -48,29 +48,36 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=_BUILD_HERE):
-        """``attn_mask``: the causal & padding mask already built by the caller (``GPT`` builds it
-        once per forward pass for all its blocks; ``None`` there means nothing to hide); without it
-        the block checks ``x`` and builds its own."""
+        """``attn_mask``: the pair ``block_mask`` returns, already built by the caller (``GPT``
+        builds it once per forward pass for all its blocks); without it the block checks ``x`` and
+        builds its own."""
         if attn_mask is _BUILD_HERE:
             check_model_input("x", x, self.ln1.normalized_shape[0])
             attn_mask = block_mask(x.shape[1], padding_mask, cache, layer, x.device)
-        x = x + self.dropout(self.attn(self.ln1(x), mask=attn_mask, cache=cache, layer=layer))  # (batch, T, d_model)
+        mask, is_causal = attn_mask
+        attended = self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer, is_causal=is_causal)
+        x = x + self.dropout(attended)  # (batch, T, d_model)
         x = x + self.ffn(self.ln2(x))  # (batch, T, d_model)
         return x
 
 
 def block_mask(T, padding_mask=None, cache=None, layer=0, device=None):
-    """The mask a decoder block attends with: causal, and with ``padding_mask`` combined by ``&`` (notebook 05).
+    """What a decoder block attends with, as ``(mask, is_causal)`` (notebook 05; ``is_causal`` notebook 12).
 
-    ``None`` when nothing needs hiding: one new query (generation with a KV cache) may see every
-    position before it.
+    The mask is causal, with ``padding_mask`` combined by ``&``. Two cases need no tensor: the
+    plain causal mask (no padding, nothing cached) is ``(None, True)``, which lets the fused
+    attention kernel skip the hidden half without reading a mask; one new query after the cache
+    (generation, notebook 11) may see every position before it: ``(None, False)``.
     """
     past = cache.cached(layer) if cache is not None else 0
     if padding_mask is not None and cache is not None:
         raise ValueError("padding_mask is not supported together with a KV cache")
-    if T == 1 and padding_mask is None:
-        return None
+    if padding_mask is None:
+        if past == 0:
+            return None, T > 1
+        if T == 1:
+            return None, False
     mask = causal_mask(T, device=device, past=past)  # (T, past + T)
     if padding_mask is not None:
         mask = mask & padding_mask  # (batch, 1, T, T)
-    return mask
+    return mask, False

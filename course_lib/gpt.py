@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_dropout, require_positive_int, require_tensor, require_token_ids
+from ._validate import check_dropout, is_compiling, require_positive_int, require_tensor, require_token_ids
 from .decoder import DecoderBlock, block_mask
 from .masks import padding_mask
 from .positional import sinusoidal_table
@@ -131,18 +131,25 @@ class GPT(nn.Module):
             raise ValueError(
                 f"token_ids has {cached}{T} positions but the model's context_length is {c.context_length}; "
                 f"pass at most the last {c.context_length} tokens (generate() crops for you)")
-        require_token_ids("token_ids", token_ids, c.vocab_size)
+        checking_values = not is_compiling()  # reading values syncs and breaks torch.compile's graph (notebook 12)
+        if checking_values:
+            require_token_ids("token_ids", token_ids, c.vocab_size)
         if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, int)):
             raise TypeError(f"pad_id must be an int token id or None, got {type(pad_id).__name__}")
         if targets is not None:
             require_tensor("targets", targets, integer=True)
             if targets.shape != token_ids.shape:
                 raise ValueError(f"targets must have the shape of token_ids {tuple(token_ids.shape)}, got {tuple(targets.shape)}")
-            require_token_ids("targets", targets, c.vocab_size, ignore_index=pad_id if pad_id is not None else -100)
+            if checking_values:
+                require_token_ids("targets", targets, c.vocab_size, ignore_index=pad_id if pad_id is not None else -100)
 
     @property
     def attention_weights(self):
-        """The last forward pass's attention weights: one ``(batch, heads, T, T)`` tensor per layer."""
+        """The last forward pass's attention weights: one ``(batch, heads, T, T)`` tensor per layer.
+
+        Kept only for a forward pass run inside ``with course_lib.attention.recording_attention(model):``
+        (notebook 12): the fast path never builds them.
+        """
         return [block.attn.attention_weights for block in self.blocks]
 
     def num_parameters(self):

@@ -128,8 +128,15 @@ def generate_text(model, tokenizer, prompt, max_new_tokens=30, temperature=1.0, 
 
     The prompt is encoded after ``<sos>``, as the model saw sentences in training; words the
     tokenizer does not know become ``<unk>`` (see ``tokenizer.unknown_words``). Stops at ``<eos>``.
+
+    A model of a continuous text (a character or BPE tokenizer, notebook 12) has no ``<sos>`` or
+    ``<eos>``: it continues the prompt (a line break when the prompt is empty) for exactly
+    ``max_new_tokens`` tokens.
     """
-    ids = torch.tensor(tokenizer.encode(prompt, add_sos=True), dtype=torch.long)
-    out = generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                   eos_id=tokenizer.eos_id, generator=generator)
+    if hasattr(tokenizer, "sos_id"):
+        ids, eos_id = tokenizer.encode(prompt, add_sos=True), tokenizer.eos_id
+    else:
+        ids, eos_id = tokenizer.encode(prompt or "\n"), None
+    out = generate(model, torch.tensor(ids, dtype=torch.long), max_new_tokens, temperature=temperature, top_k=top_k,
+                   top_p=top_p, eos_id=eos_id, generator=generator)
     return tokenizer.decode(out.tolist())

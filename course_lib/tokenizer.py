@@ -100,6 +100,78 @@ class WordTokenizer:
         return cls(data["itos"])
 
 
+class CharTokenizer:
+    """One id per distinct character of a text, in sorted order (notebook 12, after nanoGPT's shakespeare_char).
+
+    Every character is a token, so there is no ``<unk>``, no ``<sos>``, no padding: a continuous
+    text is one long sequence of ids. A character the training text never had cannot be encoded,
+    and ``encode`` says which.
+    """
+
+    def __init__(self, chars):
+        if not isinstance(chars, str) or not chars:
+            raise ValueError("a CharTokenizer needs its characters as a non-empty str")
+        if len(set(chars)) != len(chars):
+            raise ValueError("the characters of a CharTokenizer must be distinct")
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text):
+        """Every distinct character of ``text``, sorted (notebook 12)."""
+        if not isinstance(text, str):
+            raise TypeError(f"from_text expects a str, got {type(text).__name__}")
+        if not text:
+            raise ValueError("from_text needs a non-empty text to find its characters")
+        return cls("".join(sorted(set(text))))
+
+    def __len__(self):
+        return len(self.chars)
+
+    vocab_size = property(__len__)
+
+    def encode(self, text):
+        """The id of each character of ``text``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError:
+            unknown = sorted({c for c in text if c not in self.stoi})
+            raise ValueError(f"characters the tokenizer was not built with: {unknown[:10]} "
+                             f"(it knows {len(self)}: {self.chars[:40]!r}...)") from None
+
+    def decode(self, ids):
+        """The text of ``ids`` (a list or a 1-D tensor)."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        for i in ids:
+            if not 0 <= i < len(self.chars):
+                raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self.chars)})")
+        return "".join(self.chars[i] for i in ids)
+
+    def to_dict(self):
+        return {"kind": "char", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, data):
+        """The tokenizer ``to_dict`` described (as stored in a checkpoint)."""
+        if not (isinstance(data, dict) and isinstance(data.get("chars"), str)):
+            raise ValueError("a char tokenizer dict needs 'chars': a str (as written by CharTokenizer.to_dict)")
+        return cls(data["chars"])
+
+
+def tokenizer_from_dict(data):
+    """The word, character or BPE tokenizer a checkpoint stored (``to_dict``'s ``kind``; notebook 12)."""
+    from .bpe import BPETokenizer
+
+    kinds = {"word": WordTokenizer, "char": CharTokenizer, "bpe": BPETokenizer}
+    kind = data.get("kind", "word") if isinstance(data, dict) else None  # the oldest checkpoints have no kind
+    if kind not in kinds:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {sorted(kinds)}")
+    return kinds[kind].from_dict(data)
+
+
 def make_batch(tokenizer, sentences):
     """Inputs and next-token targets for a batch of sentences, right-padded to the longest one (notebook 07).
 

@@ -11,10 +11,12 @@ import torch.nn.functional as F
 
 from ._validate import require_finite_number, require_positive_int, require_token_ids
 from .gpt import GPT, GPTConfig
-from .tokenizer import WordTokenizer
+from .tokenizer import tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "course_lib.gpt-checkpoint"
-CHECKPOINT_VERSION = 2  # 2: GPTConfig.scale_embeddings; version 1 files were trained without it
+#: 2: GPTConfig.scale_embeddings (version 1 files were trained without it); 3: character and BPE
+#: tokenizers, and the training state of ``pretraining.pretrain`` (notebook 12).
+CHECKPOINT_VERSION = 3
 #: The course's learning rate for AdamW, measured in notebook 07 to be fast and stable for the
 #: default GPTConfig on lang.txt (1.02x the corpus floor in ~110 full-batch steps).
 DEFAULT_LR = 1e-2
@@ -200,32 +202,37 @@ def perplexity(model, data, pad_id=None):
     return math.exp(evaluate(model, data, pad_id))
 
 
-def _progress(total):
+def _progress(total, initial=0):
     from tqdm.auto import tqdm
 
     # mininterval: redraw at most 5 times a second; the final state is drawn once, by close().
-    return tqdm(total=total, desc="training", unit="step", leave=True, mininterval=0.2)
+    return tqdm(total=total, initial=initial, desc="training", unit="step", leave=True, mininterval=0.2)
 
 
-def save_checkpoint(path, model, tokenizer, **extra):
+def save_checkpoint(path, model, tokenizer, training=None, **extra):
     """Save the model's weights and configuration and the tokenizer to ``path`` (one file, notebook 07).
 
     The file is written next to ``path`` under a temporary name and then renamed over it, so a crash
     or a full disk mid-save never leaves a half-written file where a good checkpoint was.
+    ``training`` (notebook 12) is the state ``pretraining.pretrain`` resumes from.
     """
     if not isinstance(model, GPT):
         raise TypeError(f"save_checkpoint saves a course_lib GPT, got {type(model).__name__}")
-    if not isinstance(tokenizer, WordTokenizer):
-        raise TypeError(f"save_checkpoint saves a WordTokenizer with the model, got {type(tokenizer).__name__}")
+    tokenizer_dict = tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else None
+    if not isinstance(tokenizer_dict, dict):
+        raise TypeError("save_checkpoint saves the model's tokenizer with it (a WordTokenizer, CharTokenizer or "
+                        f"BPETokenizer), got {type(tokenizer).__name__}")
     path = Path(path)
     check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                    "config": model.config.to_dict(), "state_dict": state,
-                    "tokenizer": tokenizer.to_dict(), "extra": extra}, temporary)
+        contents = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config.to_dict(),
+                    "state_dict": state, "tokenizer": tokenizer_dict, "extra": extra}
+        if training is not None:
+            contents["training"] = training
+        torch.save(contents, temporary)
         os.replace(temporary, path)  # atomic on POSIX and Windows
     finally:
         temporary.unlink(missing_ok=True)
@@ -246,11 +253,11 @@ def check_output_path(path):
             break
 
 
-def load_checkpoint(path, device=None):
-    """Load ``(model, tokenizer)`` saved by ``save_checkpoint``; the model is in eval mode (notebook 07).
+def load_checkpoint_data(path):
+    """The checked contents of a course checkpoint file, as a dict (notebook 07; training state: notebook 12).
 
     Uses ``torch.load(weights_only=True)``, which cannot run code hidden in a file, and refuses a
-    file that is not a course checkpoint, or one that is broken inside, with a clear error.
+    file that is not a course checkpoint with a clear error.
     """
     path = Path(path)
     if not path.is_file():
@@ -262,8 +269,18 @@ def load_checkpoint(path, device=None):
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a course checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
                          "save one with course_lib.training.save_checkpoint")
-    if data.get("version") not in (1, CHECKPOINT_VERSION):
-        raise ValueError(f"{path} is a version {data.get('version')} checkpoint; this course_lib reads versions 1 and {CHECKPOINT_VERSION}")
+    if data.get("version") not in (1, 2, CHECKPOINT_VERSION):
+        raise ValueError(f"{path} is a version {data.get('version')} checkpoint; this course_lib reads versions 1 to {CHECKPOINT_VERSION}")
+    return data
+
+
+def load_checkpoint(path, device=None):
+    """Load ``(model, tokenizer)`` saved by ``save_checkpoint``; the model is in eval mode (notebook 07).
+
+    Uses ``torch.load(weights_only=True)``, which cannot run code hidden in a file, and refuses a
+    file that is not a course checkpoint, or one that is broken inside, with a clear error.
+    """
+    data = load_checkpoint_data(path)
     try:
         config = data["config"]
         if not isinstance(config, dict):
@@ -276,10 +293,13 @@ def load_checkpoint(path, device=None):
             raise ValueError(f"its config has keys this course_lib does not know: {unknown}")
         model = GPT(GPTConfig(**config))
         model.load_state_dict(data["state_dict"])
-        tokenizer = WordTokenizer.from_dict(data["tokenizer"])
+        tokenizer = tokenizer_from_dict(data["tokenizer"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         detail = f"it lacks {error}" if isinstance(error, KeyError) else str(error).splitlines()[0][:200]
         raise ValueError(f"{path} is a broken course checkpoint: {detail}") from None
+    if len(tokenizer) > model.config.vocab_size:  # fewer is fine: unused rows, as GPT-2's padded vocabularies
+        raise ValueError(f"{path} is a broken course checkpoint: its tokenizer has {len(tokenizer)} tokens "
+                         f"but its model only {model.config.vocab_size}")
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer

@@ -117,6 +117,7 @@ from course_lib.attention import MultiHeadAttention as LibraryMHA
 
 ours = MultiHeadAttention(32, 4).double()
 library = LibraryMHA(32, 4).double()
+library.record_weights = True  # keep its weights to compare them too (section 5 says why this is asked for)
 library.load_state_dict(ours.state_dict())  # same parameter names
 reference = nn.MultiheadAttention(32, 4, batch_first=True, dtype=torch.float64)
 with torch.no_grad():
@@ -150,13 +151,19 @@ except ValueError as error:
 # An untrained module on a sentence: each word gets a random embedding, and each head, with its own
 # random projections, already spreads its attention differently. Training (notebook 07) turns these
 # into useful patterns.
+#
+# The library's module computes attention with PyTorch's fused kernel, which is faster but never
+# builds the weights (notebook 12 explains why). To draw them, run it inside
+# `recording_attention(...)`: the course's own `scaled_dot_product_attention` then runs and keeps
+# them on `.attention_weights`. Same output either way.
 
 # %%
+from course_lib.attention import recording_attention
+
 words = load_sentences("lang.txt")[0].rstrip(".").split()
 embed = nn.Embedding(len(words), 32)
-with torch.no_grad():
+with torch.no_grad(), recording_attention(LibraryMHA(32, 4).eval()) as mha4:
     tokens = embed(torch.arange(len(words))).unsqueeze(0)  # (1, T, 32)
-    mha4 = LibraryMHA(32, 4).eval()
     _ = mha4(tokens * 3)  # larger inputs give sharper maps
 fig = plot_attention_heads(mha4.attention_weights, words, title="4 untrained heads, one sentence")
 plt.show()

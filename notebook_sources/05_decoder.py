@@ -222,7 +222,10 @@ print(f"cosine(output, input), residual twice: {similarity_to_input(twice):.3f}"
 # An untrained block on a random sequence: every head's map is lower-triangular.
 
 # %%
-_ = library(torch.randn(1, 6, 32, dtype=torch.float64) * 4)
+from course_lib.attention import recording_attention
+
+with recording_attention(library):  # keep the weights (notebook 02): the fast kernel never builds them
+    _ = library(torch.randn(1, 6, 32, dtype=torch.float64) * 4)
 fig = plot_attention_heads(library.attn.attention_weights, labels=[f"t{i}" for i in range(6)], title="untrained decoder block")
 plt.show()
 

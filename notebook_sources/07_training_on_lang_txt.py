@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib import checks
+from course_lib.attention import recording_attention
 from course_lib.data import load_sentences
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.plotting import plot_attention_heads
@@ -251,7 +252,7 @@ assert seed_real > floor
 sentence = sentences[3]
 ids = torch.tensor([tokenizer.encode(sentence, add_sos=True)], device=device)
 model.eval()
-with torch.no_grad():
+with torch.no_grad(), recording_attention(model):  # keep the weights to draw them (notebook 02)
     model(ids)
 labels = ["<sos>"] + sentence.split()
 for layer, weights in enumerate(model.attention_weights):

@@ -349,4 +349,72 @@ MUTANTS = {
         },
         "right": {"arange plus offset": "def fixed_positions(n_cached, n_new):\n    return torch.arange(n_new) + n_cached"},
     },
+    # ---------------------------------------------------------------- 12 pretraining
+    "ex12_schedule": {
+        "wrong": {
+            "warm-up from 0": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * step / warmup\n"
+                              "    if step >= decay_steps:\n        return min_lr\n    p = (step - warmup) / (decay_steps - warmup)\n"
+                              "    return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (lr - min_lr)",
+            "progress from step 0": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * (step + 1) / warmup\n"
+                                    "    if step >= decay_steps:\n        return min_lr\n    p = step / decay_steps\n"
+                                    "    return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (lr - min_lr)",
+            "decays to 0": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * (step + 1) / warmup\n"
+                           "    if step >= decay_steps:\n        return min_lr\n    p = (step - warmup) / (decay_steps - warmup)\n"
+                           "    return 0.5 * (1 + math.cos(math.pi * p)) * lr",
+            "linear decay": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * (step + 1) / warmup\n"
+                            "    if step >= decay_steps:\n        return min_lr\n    p = (step - warmup) / (decay_steps - warmup)\n"
+                            "    return lr - p * (lr - min_lr)",
+            "no floor after decay_steps": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * (step + 1) / warmup\n"
+                                          "    p = (step - warmup) / (decay_steps - warmup)\n"
+                                          "    return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (lr - min_lr)",
+            "a full cosine period": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return lr * (step + 1) / warmup\n"
+                                    "    if step >= decay_steps:\n        return min_lr\n    p = (step - warmup) / (decay_steps - warmup)\n"
+                                    "    return min_lr + 0.5 * (1 + math.cos(2 * math.pi * p)) * (lr - min_lr)",
+            "no warm-up": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step >= decay_steps:\n        return min_lr\n"
+                          "    p = max(0, step - warmup) / (decay_steps - warmup)\n"
+                          "    return min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (lr - min_lr)",
+        },
+        "right": {
+            "the library": "from course_lib.pretraining import TrainConfig, lr_at\n\n"
+                           "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n"
+                           "    return lr_at(step, TrainConfig(steps=decay_steps, lr=lr, min_lr=min_lr, warmup_steps=warmup, lr_decay_steps=decay_steps))",
+            "min/max and a tensor": "def warmup_cosine(step, lr, min_lr, warmup, decay_steps):\n    if step < warmup:\n        return torch.tensor(lr * (step + 1) / warmup)\n"
+                                    "    p = min(1.0, (step - warmup) / (decay_steps - warmup))\n"
+                                    "    return torch.tensor(min_lr + (lr - min_lr) * (math.cos(math.pi * p) + 1) / 2)",
+        },
+    },
+    "ex12_decay_groups": {
+        "wrong": {
+            "every matrix (embeddings too)": "def decay_names(model):\n    return [n for n, p in model.named_parameters() if p.dim() >= 2]",
+            "every parameter": "def decay_names(model):\n    return [n for n, p in model.named_parameters()]",
+            "every 'weight' (LayerNorms too)": "def decay_names(model):\n    return [n for n, p in model.named_parameters() if n.endswith('weight')]",
+            "Linear layers, biases too": "def decay_names(model):\n    return [f'{m}.{n}' for m, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) "
+                                         "for n, _ in mod.named_parameters()]",
+            "Linear weights, tied head included": "def decay_names(model):\n    ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}\n"
+                                                  "    return [n for n, p in model.named_parameters() if id(p) in ids]",
+            "nothing": "def decay_names(model):\n    return []",
+            "by name, GPT only": "def decay_names(model):\n    return [n for n, p in model.named_parameters() if 'attn' in n and n.endswith('weight')]",
+        },
+        "right": {
+            "the library": "def decay_names(model):\n    from course_lib.pretraining import decay_parameter_names\n    return decay_parameter_names(model)",
+            "modules by name": "def decay_names(model):\n    emb = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}\n"
+                               "    out = []\n    for name, m in model.named_modules():\n"
+                               "        if isinstance(m, torch.nn.Linear) and id(m.weight) not in emb:\n"
+                               "            out.append(f'{name}.weight' if name else 'weight')\n    return out",
+        },
+    },
+    "ex12_ddp_bug": {
+        "wrong": {
+            "the original bug": "def fixed_rows_for_rank(starts, rank, world_size):\n    return rows_for_rank(starts, rank, world_size)",
+            "every row on every rank": "def fixed_rows_for_rank(starts, rank, world_size):\n    return starts",
+            "off by one rank": "def fixed_rows_for_rank(starts, rank, world_size):\n    n = len(starts) // world_size\n"
+                               "    return starts[(rank + 1) % world_size * n:((rank + 1) % world_size + 1) * n] if rank else starts[:n]",
+            "overlapping shares": "def fixed_rows_for_rank(starts, rank, world_size):\n    n = len(starts) // world_size\n    return starts[rank:rank + n]",
+            "share size from rank": "def fixed_rows_for_rank(starts, rank, world_size):\n    n = len(starts) // world_size\n    return starts[rank * n:(rank + 2) * n]",
+        },
+        "right": {
+            "strided": "def fixed_rows_for_rank(starts, rank, world_size):\n    return starts[rank::world_size]",
+            "chunk": "def fixed_rows_for_rank(starts, rank, world_size):\n    return starts.chunk(world_size)[rank]",
+        },
+    },
 }

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
+from course_lib.attention import MultiHeadAttention, fused_attention, recording_attention, scaled_dot_product_attention
 
 
 def rand(*shape, dtype=torch.float64, seed=0):
@@ -130,12 +130,16 @@ def test_multi_head_matches_nn_multiheadattention():
     ref = copy_into_torch_mha(mha)
     x = rand(3, 7, 32)
     mask = torch.ones(7, 7, dtype=torch.bool).tril()
-    out = mha(x, mask=mask)
+    with recording_attention(mha):
+        out = mha(x, mask=mask)
     # PyTorch's attn_mask uses the opposite convention: True = NOT allowed
     ref_out, ref_w = ref(x, x, x, attn_mask=~mask, average_attn_weights=False)
     torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=0)
     torch.testing.assert_close(mha.attention_weights, ref_w, atol=1e-6, rtol=0)
     assert mha.attention_weights.shape == (3, 4, 7, 7)
+    torch.testing.assert_close(mha(x, mask=mask), out, atol=1e-10, rtol=0)  # the fast path: same output
+    with pytest.raises(RuntimeError, match="recording_attention"):
+        mha.attention_weights  # noqa: B018 - a fast call leaves no stale weights of an earlier call
 
 
 def test_cross_attention_matches_nn_multiheadattention():
@@ -145,10 +149,15 @@ def test_cross_attention_matches_nn_multiheadattention():
     x, ctx = rand(2, 5, 24), rand(2, 9, 24, seed=1)
     pad = torch.ones(2, 9, dtype=torch.bool)
     pad[1, 6:] = False
-    out = mha(x, context=ctx, mask=pad[:, None, None, :])
+    out = mha(x, context=ctx, mask=pad[:, None, None, :])  # the fused kernel
     ref_out, _ = ref(x, ctx, ctx, key_padding_mask=~pad)
     torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=0)
+    with pytest.raises(RuntimeError, match="recording_attention"):
+        mha.attention_weights  # noqa: B018 - the fast path keeps no weights, and says how to get them
+    with recording_attention(mha):
+        torch.testing.assert_close(mha(x, context=ctx, mask=pad[:, None, None, :]), ref_out, atol=1e-6, rtol=0)
     assert mha.attention_weights.shape == (2, 3, 5, 9)
+    assert mha.record_weights is False  # the block restored the fast path
 
 
 def test_multi_head_without_bias_and_dropout_in_eval():
@@ -179,3 +188,61 @@ def test_multi_head_bad_arguments():
         mha(torch.randn(5, 32))
     with pytest.raises(ValueError, match="context has batch size 3"):
         mha(torch.randn(2, 5, 32), context=torch.randn(3, 5, 32))
+
+
+def _fused_and_course(module, *args, **kwargs):
+    """(output, gradients) of ``module`` on the fused path and on the recording (course) path."""
+    results = []
+    for record in (False, True):
+        module.zero_grad()
+        for m in module.modules():
+            if isinstance(m, MultiHeadAttention):
+                m.record_weights = record
+        out = module(*args, **kwargs)
+        out = out[1] if isinstance(out, tuple) else out
+        out.float().square().sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}))
+    for m in module.modules():
+        if isinstance(m, MultiHeadAttention):
+            m.record_weights = False
+    return results
+
+
+@pytest.mark.parametrize("case", ["causal", "padding with hidden rows", "cross", "no mask"])
+def test_fused_attention_equals_the_course_attention_outputs_and_gradients(case):
+    """The fast path (PyTorch's fused kernel) and the course's own attention agree in float32 (issue: 1e-5)."""
+    torch.manual_seed(3)
+    mha = MultiHeadAttention(32, 4)
+    x = torch.randn(3, 9, 32)
+    kwargs = {"causal": dict(is_causal=True), "cross": dict(context=torch.randn(3, 5, 32)), "no mask": {}}.get(case)
+    if case == "padding with hidden rows":
+        keys = torch.ones(3, 9, dtype=torch.bool)
+        keys[1, 4:] = False
+        keys[2, :] = False  # row 2 may attend nowhere: zero output on both paths, never NaN
+        kwargs = dict(mask=torch.ones(9, 9, dtype=torch.bool).tril() & keys[:, None, None, :])
+    (fast, fast_grads), (course, course_grads) = _fused_and_course(mha, x, **kwargs)
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, course, atol=1e-5, rtol=0)
+    assert fast_grads.keys() == course_grads.keys() and len(fast_grads) == 8
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], course_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_fused_attention_is_causal_equals_the_explicit_causal_mask():
+    q, k, v = (torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    explicit = fused_attention(q, k, v, mask=torch.ones(6, 6, dtype=torch.bool).tril())
+    torch.testing.assert_close(fused_attention(q, k, v, is_causal=True), explicit, atol=1e-6, rtol=0)
+    torch.testing.assert_close(explicit, scaled_dot_product_attention(q, k, v, torch.ones(6, 6, dtype=torch.bool).tril())[0],
+                               atol=1e-6, rtol=0)
+
+
+def test_is_causal_refuses_what_it_cannot_mean():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(1, 3, 8)
+    with pytest.raises(ValueError, match="pass mask=None and context=None"):
+        mha(x, mask=torch.ones(3, 3, dtype=torch.bool), is_causal=True)
+    with pytest.raises(TypeError, match="mask must have dtype torch.bool"):
+        mha(x, mask=torch.ones(3, 3))  # the fast path checks the mask as the course's function does
+    with pytest.raises(TypeError, match="no MultiHeadAttention"):
+        with recording_attention(torch.nn.Linear(2, 2)):
+            pass

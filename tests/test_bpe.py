@@ -57,3 +57,60 @@ def test_bad_arguments(tokenizer):
         tokenizer.decode([999])
     with pytest.raises(TypeError, match="encode expects a str"):
         tokenizer.encode(None)
+
+
+def reference_train(text, vocab_size):
+    """The plain-Python BPE of notebook 09, pair by pair: the independent check of the NumPy version."""
+    from collections import Counter
+
+    ids, merges = list(text.encode("utf-8")), []
+    while 256 + len(merges) < vocab_size:
+        counts = Counter(zip(ids, ids[1:]))
+        if not counts:
+            break
+        pair = max(counts, key=counts.get)  # ties: the pair seen first
+        if counts[pair] < 2:
+            break
+        ids = merge(ids, pair, 256 + len(merges))
+        merges.append(pair)
+    return merges, ids
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aab é\n"), max_size=120) | st.text(max_size=60), st.integers(256, 290))
+def test_numpy_training_and_encoding_equal_the_plain_loop(text, vocab_size):
+    merges, ids = reference_train(text, vocab_size)
+    bpe = BPETokenizer.train(text, vocab_size)
+    assert bpe.merges == merges
+    assert bpe.encode(text) == ids
+
+
+def test_numpy_version_on_runs_and_ties():
+    for text in ["aaaaaaa", "aaaa b aaaaa", "abab abab ba", "zzyyzzyy", "a" * 33 + "b" * 17]:
+        merges, ids = reference_train(text, 300)
+        assert BPETokenizer.train(text, 300).merges == merges, text
+        assert BPETokenizer.train(text, 300).encode(text) == ids, text
+
+
+def test_numpy_version_on_a_real_text_and_with_a_large_vocabulary():
+    text = data_path("stories.txt").read_text(encoding="utf-8")[:6000]
+    merges, ids = reference_train(text, 330)
+    bpe = BPETokenizer.train(text, 330)
+    assert bpe.merges == merges and bpe.encode(text) == ids
+    # Beyond 4096 tokens the pair counts come from np.unique instead of np.bincount: same answer
+    from collections import Counter
+
+    import numpy as np
+
+    from course_lib import bpe as module
+
+    rng = np.random.default_rng(0)
+    for vocab_size in (300, 5000):
+        big_ids = rng.integers(0, 12, 3000) * (vocab_size // 12)  # few distinct ids: many tied pairs
+        counts = Counter(zip(big_ids.tolist(), big_ids[1:].tolist()))
+        expected = max(counts, key=counts.get)
+        assert module._most_frequent_pair(big_ids, vocab_size) == (expected, counts[expected])
+    assert BPETokenizer.from_dict(bpe.to_dict()).merges == merges
+    assert bpe.to_dict()["kind"] == "bpe"
+    with pytest.raises(ValueError, match="pairs of earlier token ids"):
+        BPETokenizer.from_dict({"kind": "bpe", "merges": [[300, 1]]})

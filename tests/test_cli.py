@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TIME_SCALE
 
 from course_lib.cli import main
@@ -48,7 +49,10 @@ def test_sample_names_unknown_words(checkpoint):
 def test_help_documents_every_flag():
     for command, flags in [("train", ["--data", "--out", "--steps", "--lr", "--batch-size", "--context-length", "--d-model",
                                       "--n-heads", "--n-layers", "--d-ff", "--dropout", "--positions", "--eval-every",
-                                      "--seed", "--device", "--no-progress"]),
+                                      "--seed", "--device", "--no-progress", "--tokenizer", "--bpe-vocab-size",
+                                      "--val-fraction", "--resume", "--grad-accum", "--min-lr", "--warmup-steps",
+                                      "--lr-decay-steps", "--weight-decay", "--beta1", "--beta2", "--clip-grad",
+                                      "--precision", "--compile", "--eval-windows", "--save-every"]),
                            ("sample", ["--checkpoint", "--prompt", "--temperature", "--top-k", "--top-p",
                                        "--max-new-tokens", "--num-samples", "--seed", "--device"])]:
         result = run(command, "--help")
@@ -93,6 +97,25 @@ def test_error_paths(tmp_path, checkpoint, capsys):
         (("sample", "--checkpoint", checkpoint, "--top-p", 1.5), ["--top-p", "must be <= 1"]),
         (("sample", "--checkpoint", checkpoint, "--device", "tpu"), ["--device='tpu'", "expected one of cpu, cuda, mps"]),
     ]
+    shakespeare = "data/shakespeare.txt"
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or not to be, that is the question.\n" * 20)
+    cases += [
+        (("train", "--data", lang, "--out", out, "--precision", "bf16"), ["--precision", "--tokenizer char or bpe"]),
+        (("train", "--data", lang, "--out", out, "--resume", out), ["--resume", "continuous text only"]),
+        (("train", "--tokenizer", "char", "--data", empty, "--out", out), ["has no text"]),
+        (("train", "--tokenizer", "char", "--data", latin, "--out", out), ["not UTF-8"]),
+        (("train", "--tokenizer", "char", "--data", short, "--out", out), ["held-out tail", "--context-length 128"]),
+        (("train", "--tokenizer", "char", "--data", shakespeare, "--out", out, "--batch-size", 6, "--grad-accum", 4),
+         ["--batch-size=6 must be a multiple of --grad-accum=4"]),
+        (("train", "--tokenizer", "char", "--data", shakespeare, "--out", out, "--min-lr", 1), ["--min-lr must be <= 0.001"]),
+        (("train", "--tokenizer", "char", "--data", shakespeare, "--out", out, "--resume", tmp_path / "no.pt"),
+         ["--resume", "no such file"]),
+        (("train", "--tokenizer", "char", "--data", shakespeare, "--out", out, "--resume", checkpoint),
+         ["--resume", "no training state to resume"]),
+        (("train", "--tokenizer", "bpe", "--data", shakespeare, "--out", out, "--bpe-vocab-size", 100), ["must be >= 257"]),
+        (("train", "--tokenizer", "char", "--data", shakespeare, "--out", shakespeare), ["is the --data file"]),
+    ]
     for argv, words in cases:
         code = main([str(a) for a in argv])
         err = capsys.readouterr().err
@@ -120,3 +143,28 @@ def test_ctrl_c_saves_the_checkpoint(tmp_path, wait):
     assert len(tokenizer) == 134
     if wait:
         assert int(stdout.split("interrupted at step ")[1].split(":")[0]) > 0
+
+
+def test_continuous_text_train_resume_and_sample(tmp_path):
+    """--tokenizer char: train 20 steps of 40, resume to 40 (bitwise equal to 40 in one go), sample."""
+    common = ["train", "--tokenizer", "char", "--data", "data/shakespeare.txt", "--batch-size", 4, "--context-length", 32,
+              "--d-model", 32, "--n-layers", 1, "--d-ff", 64, "--eval-every", 20, "--eval-windows", 4,
+              "--lr-decay-steps", 40, "--warmup-steps", 5, "--no-progress"]
+    whole = run(*common, "--out", tmp_path / "whole.pt", "--steps", 40)
+    assert whole.returncode == 0, whole.stderr
+    assert "char tokenizer (" in whole.stdout and "bits/char" in whole.stdout and "tokens/s" in whole.stdout
+    first = run(*common, "--out", tmp_path / "part.pt", "--steps", 20)
+    assert first.returncode == 0, first.stderr
+    changed = run(*common, "--out", tmp_path / "part.pt", "--steps", 40, "--resume", tmp_path / "part.pt", "--lr", 0.5)
+    one_line_error(changed, "only --steps may change", "--lr")
+    one_line_error(run(*common, "--out", tmp_path / "part.pt", "--resume", tmp_path / "part.pt", "--d-model", 64),
+                   "flags differ from it: --d-model")
+    resumed = run(*common, "--out", tmp_path / "part.pt", "--resume", tmp_path / "part.pt", "--steps", 40)  # the same command, resumed
+    assert resumed.returncode == 0, resumed.stderr
+    a, _ = load_checkpoint(tmp_path / "whole.pt")
+    b, tokenizer = load_checkpoint(tmp_path / "part.pt")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    sample = run("sample", "--checkpoint", tmp_path / "part.pt", "--prompt", "ROMEO:", "--max-new-tokens", 25)
+    assert sample.returncode == 0 and sample.stdout.startswith("ROMEO:") and len(sample.stdout.rstrip("\n")) == 31
+    one_line_error(run("sample", "--checkpoint", tmp_path / "part.pt", "--prompt", "\u2603"), "--prompt", "not built with")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from conftest import small_gpt
 
 import course_lib
+from course_lib.attention import recording_attention
 from course_lib.gpt import GPT, GPTConfig
 from course_lib.training import evaluate
 
@@ -65,8 +66,25 @@ def test_weight_tying_and_attention_weights():
     assert model.lm_head.weight is model.token_embedding.weight
     untied = small_gpt(tie_weights=False)
     assert untied.num_parameters() == model.num_parameters() + 20 * 16
-    model(torch.randint(0, 20, (2, 5)))
+    ids = torch.randint(0, 20, (2, 5))
+    with recording_attention(model):
+        recorded = model(ids)
     assert len(model.attention_weights) == 2 and model.attention_weights[0].shape == (2, 2, 5, 5)
+    torch.testing.assert_close(model.attention_weights[0].tril(), model.attention_weights[0])  # causal
+    torch.testing.assert_close(model(ids), recorded, atol=1e-6, rtol=0)  # the fused path: same logits
+
+
+def test_gpt_fused_and_recorded_attention_agree_with_padding_and_dropout_off():
+    from test_attention import _fused_and_course
+
+    model = small_gpt()
+    ids = torch.randint(1, 20, (3, 7))
+    ids[1, 4:] = 0  # padding
+    model.train()
+    (fast, fast_grads), (course, course_grads) = _fused_and_course(model, ids, ids, pad_id=0)
+    torch.testing.assert_close(fast, course, atol=1e-5, rtol=0)
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], course_grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 
