@@ -59,7 +59,7 @@ def random_windows(ids, context_length, batch_size, generator=None):
 
 def windows_at(ids, starts, context_length):
     """The windows of ``ids`` beginning at ``starts`` (a 1-D tensor): ``(x, y)`` as ``random_windows`` (notebook 12)."""
-    offsets = starts[:, None] + torch.arange(context_length + 1)  # (batch, T + 1)
+    offsets = starts[:, None] + torch.arange(context_length + 1, device=starts.device)  # (batch, T + 1)
     chunk = ids[offsets]  # (batch, T + 1): one gather, no Python loop over the batch
     return chunk[:, :-1], chunk[:, 1:]
 

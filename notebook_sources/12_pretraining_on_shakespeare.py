@@ -297,8 +297,63 @@ with recording_attention(_small), FlopCounterMode(display=False) as counter:
 print(f"formula: {model_flops_per_token(_small.config) * 64:,} FLOPs; PyTorch's counter: {counter.get_total_flops():,}")
 assert counter.get_total_flops() == model_flops_per_token(_small.config) * 64
 
+
 # %% [markdown]
-# ## 6. Training
+# ## 6. Beyond one machine: distributed data parallel
+#
+# With $N$ processes (GPUs, or CPU cores with the gloo backend), each holds a copy of the model, runs
+# forward and backward on **its share** of the batch, and `DistributedDataParallel` averages the
+# gradients across processes during the backward pass. Every copy then takes the same step. In the
+# course every process draws the same global batch of window starts from the same seed, and takes
+# its own slice, so $N$ processes compute exactly the gradient one process computes on the whole
+# batch (tested on 2 CPU processes in `tests/test_pretraining.py`):
+#
+# ```bash
+# torchrun --nproc_per_node=2 -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt
+# ```
+#
+# Rank 0 alone prints and writes the checkpoint; `--resume runs/s.pt` continues it.
+#
+# **Exercise 3 (spot the bug, 2 points).** This helper gives a process its rows of the global
+# batch. Training with it on 4 GPUs is no better than on one. Find the bug, then write
+# `fixed_rows_for_rank(starts, rank, world_size)`: the `rank`-th of `world_size` equal, disjoint
+# shares of `starts` (a 1-D tensor whose length is a multiple of `world_size`), which together hold
+# every row.
+
+# %%
+def rows_for_rank(starts, rank, world_size):
+    per_rank = len(starts) // world_size
+    return starts[:per_rank]
+
+
+# %% solution="ex12_ddp_bug"
+def fixed_rows_for_rank(starts, rank, world_size):
+    ### BEGIN SOLUTION
+    per_rank = len(starts) // world_size
+    return starts[rank * per_rank:(rank + 1) * per_rank]
+    ### END SOLUTION
+
+
+# %% tests="ex12_ddp_bug_tests" points=2
+_starts = torch.arange(100, 112)
+_shares = [fixed_rows_for_rank(_starts, r, 4) for r in range(4)]
+assert not all(torch.equal(_shares[0], s) for s in _shares[1:]), \
+    "every rank gets the same rows: the processes then average 4 copies of one gradient. Use the rank to pick its share"
+for _r, _share in enumerate(_shares):
+    checks.expect_shape(_share, (3,), f"fixed_rows_for_rank(12 starts, rank={_r}, world_size=4)")
+_all = torch.cat(_shares).sort().values
+checks.expect_equal(_all.tolist(), _starts.tolist(), "the 4 shares put together (each row exactly once)")
+### BEGIN HIDDEN TESTS
+_starts = torch.randperm(1000, generator=checks.grading_generator("ex12_ddp_bug"))[:24]
+for _world in (1, 2, 3, 8):
+    _shares = [fixed_rows_for_rank(_starts, r, _world) for r in range(_world)]
+    checks.expect_equal(sorted(torch.cat(_shares).tolist()), sorted(_starts.tolist()),
+                        f"the {_world} shares of 24 starts put together")
+    checks.expect_equal([len(s) for s in _shares], [24 // _world] * _world, f"the sizes of {_world} shares")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 7. Training
 #
 # The CPU configuration is small: 3 blocks of width 96, context 32, 32 windows a step, 600 steps
 # at a peak learning rate of 1e-2: about 17 seconds on two cores. On a GPU it is nanoGPT's
@@ -389,7 +444,6 @@ for temperature in (0.5, 0.8, 1.0):
                            generator=torch.Generator().manual_seed(0))
     print(f"--- temperature {temperature}\n{sample}\n")
 
-
 # %% [markdown]
 # ### Next to nanoGPT
 #
@@ -403,59 +457,6 @@ for temperature in (0.5, 0.8, 1.0):
 # nanoGPT's figures are from its README; the course's were measured by running this notebook. The
 # corpora differ slightly (nanoGPT uses the 1.1 MB `tinyshakespeare`; ours is 1.0 MB from other
 # editions of the plays), so compare the size of the gap, not the third decimal.
-#
-# ## 7. Beyond one machine: distributed data parallel
-#
-# With $N$ processes (GPUs, or CPU cores with the gloo backend), each holds a copy of the model, runs
-# forward and backward on **its share** of the batch, and `DistributedDataParallel` averages the
-# gradients across processes during the backward pass. Every copy then takes the same step. In the
-# course every process draws the same global batch of window starts from the same seed, and takes
-# its own slice, so $N$ processes compute exactly the gradient one process computes on the whole
-# batch (tested on 2 CPU processes in `tests/test_pretraining.py`):
-#
-# ```bash
-# torchrun --nproc_per_node=2 -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt
-# ```
-#
-# Rank 0 alone prints and writes the checkpoint; `--resume runs/s.pt` continues it.
-#
-# **Exercise 3 (spot the bug, 2 points).** This helper gives a process its rows of the global
-# batch. Training with it on 4 GPUs is no better than on one. Find the bug, then write
-# `fixed_rows_for_rank(starts, rank, world_size)`: the `rank`-th of `world_size` equal, disjoint
-# shares of `starts` (a 1-D tensor whose length is a multiple of `world_size`), which together hold
-# every row.
-
-# %%
-def rows_for_rank(starts, rank, world_size):
-    per_rank = len(starts) // world_size
-    return starts[:per_rank]
-
-
-# %% solution="ex12_ddp_bug"
-def fixed_rows_for_rank(starts, rank, world_size):
-    ### BEGIN SOLUTION
-    per_rank = len(starts) // world_size
-    return starts[rank * per_rank:(rank + 1) * per_rank]
-    ### END SOLUTION
-
-
-# %% tests="ex12_ddp_bug_tests" points=2
-_starts = torch.arange(100, 112)
-_shares = [fixed_rows_for_rank(_starts, r, 4) for r in range(4)]
-assert not all(torch.equal(_shares[0], s) for s in _shares[1:]), \
-    "every rank gets the same rows: the processes then average 4 copies of one gradient. Use the rank to pick its share"
-for _r, _share in enumerate(_shares):
-    checks.expect_shape(_share, (3,), f"fixed_rows_for_rank(12 starts, rank={_r}, world_size=4)")
-_all = torch.cat(_shares).sort().values
-checks.expect_equal(_all.tolist(), _starts.tolist(), "the 4 shares put together (each row exactly once)")
-### BEGIN HIDDEN TESTS
-_starts = torch.randperm(1000, generator=checks.grading_generator("ex12_ddp_bug"))[:24]
-for _world in (1, 2, 3, 8):
-    _shares = [fixed_rows_for_rank(_starts, r, _world) for r in range(_world)]
-    checks.expect_equal(sorted(torch.cat(_shares).tolist()), sorted(_starts.tolist()),
-                        f"the {_world} shares of 24 starts put together")
-    checks.expect_equal([len(s) for s in _shares], [24 // _world] * _world, f"the sizes of {_world} shares")
-### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Summary

@@ -50,8 +50,9 @@ class Notebook:
         namespace = {"__name__": "__notebook__"}
         previous = os.getcwd()
         os.chdir(workdir)  # the notebooks write runs/...; keep that out of the repository
+        graded = [i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("grade")]
         try:
-            for i, cell in enumerate(cells):
+            for i, cell in enumerate(cells[:graded[-1] + 1] if graded else cells):  # what comes after no exercise can change
                 if cell.cell_type != "code":
                     continue
                 grading = cell.metadata.get("nbgrader", {})
