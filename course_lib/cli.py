@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .data import split_sentences
+from .decoder import ACTIVATIONS
 from .device import get_device
 from .gpt import GPT, GPTConfig
 from .pretraining import PRECISIONS, TrainConfig
@@ -151,6 +152,8 @@ def _add_model_flags(parser):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif f.name == "positions":
             group.add_argument(flag, choices=["sinusoidal", "learned"], default=None, help=help_text)
+        elif f.name == "activation":
+            group.add_argument(flag, choices=sorted(ACTIVATIONS), default=None, help=help_text)
         else:
             group.add_argument(flag, type=_FLAG_TYPES[kind], default=None, help=help_text)
 

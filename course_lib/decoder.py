@@ -6,17 +6,25 @@ from .attention import MultiHeadAttention
 from .masks import causal_mask
 
 
+#: GELU as the course computes it by default (exact, with erf), and GPT-2's tanh approximation (notebook 13)
+ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}
+
+
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: Linear(d_model, d_ff) -> GELU -> Linear(d_ff, d_model) (notebook 05).
 
     "Position-wise" means the same two layers act on every position separately (the seed's
-    kernel-size-1 convolutions compute exactly this).
+    kernel-size-1 convolutions compute exactly this). ``activation="gelu_tanh"`` is GPT-2's
+    approximation of GELU (notebook 13); ``bias=False`` drops the layers' biases.
     """
 
-    def __init__(self, d_model, d_ff, dropout=0.0):
+    def __init__(self, d_model, d_ff, dropout=0.0, activation="gelu", bias=True):
         super().__init__()
         require_positive_int("d_ff", d_ff)
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model), nn.Dropout(dropout))
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff, bias=bias), nn.GELU(approximate=ACTIVATIONS[activation]),
+                                 nn.Linear(d_ff, d_model, bias=bias), nn.Dropout(dropout))
 
     def forward(self, x):  # (batch, T, d_model) -> (batch, T, d_model)
         return self.net(x)
@@ -39,12 +47,12 @@ class DecoderBlock(nn.Module):
     the cached ones, and the block's keys and values are appended to the cache's layer ``layer``.
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.0):
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, activation="gelu", bias=True):
         super().__init__()
-        self.ln1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.ln2 = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.ln1 = nn.LayerNorm(d_model, bias=bias)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
+        self.ln2 = nn.LayerNorm(d_model, bias=bias)
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation, bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=_BUILD_HERE):

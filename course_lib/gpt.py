@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import check_dropout, is_compiling, require_positive_int, require_tensor, require_token_ids
-from .decoder import DecoderBlock, block_mask
+from .decoder import ACTIVATIONS, DecoderBlock, block_mask
 from .masks import padding_mask
 from .positional import sinusoidal_table
 
@@ -33,6 +33,8 @@ class GPTConfig:
     positions: str = _field("sinusoidal", "position embeddings: 'sinusoidal' (a fixed table) or 'learned'")
     tie_weights: bool = _field(True, "the output layer shares the token embedding matrix")
     scale_embeddings: bool = _field(True, "multiply token vectors by sqrt(d_model) (Vaswani et al. 3.4; notebook 06)")
+    activation: str = _field("gelu", "the feed-forward's GELU: 'gelu' (exact) or 'gelu_tanh' (GPT-2's approximation, notebook 13)")
+    bias: bool = _field(True, "biases in the linear layers and LayerNorms (GPT-2 has them)")
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -41,8 +43,10 @@ class GPTConfig:
             raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
         if self.positions not in ("sinusoidal", "learned"):
             raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         check_dropout(self.dropout)
-        for name in ("tie_weights", "scale_embeddings"):
+        for name in ("tie_weights", "scale_embeddings", "bias"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -75,8 +79,9 @@ class GPT(nn.Module):
             self.register_buffer("position_table", sinusoidal_table(c.context_length, c.d_model), persistent=False)
         self.embedding_scale = math.sqrt(c.d_model)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout) for _ in range(c.n_layers))
-        self.ln_f = nn.LayerNorm(c.d_model)
+        self.blocks = nn.ModuleList(DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.bias)
+                                    for _ in range(c.n_layers))
+        self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.apply(self._init_weights)
         if c.tie_weights:

@@ -417,4 +417,53 @@ MUTANTS = {
             "chunk": "def fixed_rows_for_rank(starts, rank, world_size):\n    return starts.chunk(world_size)[rank]",
         },
     },
+    # ---------------------------------------------------------------- 13 GPT-2
+    "ex13_conv1d": {
+        "wrong": {
+            "no transpose": "def conv1d_to_linear(weight, bias):\n    layer = nn.Linear(weight.shape[1], weight.shape[0])\n"
+                            "    with torch.no_grad():\n        layer.weight.copy_(weight.reshape(weight.shape[1], weight.shape[0]))\n"
+                            "        layer.bias.copy_(bias)\n    return layer",
+            "in and out swapped, no transpose on squares": "def conv1d_to_linear(weight, bias):\n    layer = nn.Linear(weight.shape[0], weight.shape[1])\n"
+                            "    with torch.no_grad():\n        layer.weight.copy_(weight if weight.shape[0] == weight.shape[1] else weight.t())\n"
+                            "        layer.bias.copy_(bias)\n    return layer",
+            "bias forgotten": "def conv1d_to_linear(weight, bias):\n    layer = nn.Linear(weight.shape[0], weight.shape[1])\n"
+                              "    with torch.no_grad():\n        layer.weight.copy_(weight.t())\n        layer.bias.zero_()\n    return layer",
+            "a fresh Linear": "def conv1d_to_linear(weight, bias):\n    return nn.Linear(weight.shape[0], weight.shape[1])",
+            "returns a function": "def conv1d_to_linear(weight, bias):\n    return lambda x: x @ weight + bias",
+        },
+        "right": {
+            "Parameters": "def conv1d_to_linear(weight, bias):\n    layer = nn.Linear(*weight.shape)\n"
+                          "    layer.weight = nn.Parameter(weight.T.clone())\n    layer.bias = nn.Parameter(bias.clone())\n    return layer",
+        },
+    },
+    "ex13_split_qkv": {
+        "wrong": {
+            "no transpose": "def split_qkv(weight, bias, d_model):\n    w = weight.split(d_model, dim=1)\n    b = bias.split(d_model)\n"
+                            "    return w[0], b[0], w[1], b[1], w[2], b[2]",
+            "rows instead of columns": "def split_qkv(weight, bias, d_model):\n    w = weight.t().split(d_model, dim=1)\n    b = bias.split(d_model)\n"
+                                       "    return w[0], b[0], w[1], b[1], w[2], b[2]",
+            "k, q, v order": "def split_qkv(weight, bias, d_model):\n    w = [x.t() for x in weight.split(d_model, dim=1)]\n    b = bias.split(d_model)\n"
+                             "    return w[1], b[1], w[0], b[0], w[2], b[2]",
+            "biases not split": "def split_qkv(weight, bias, d_model):\n    w = [x.t() for x in weight.split(d_model, dim=1)]\n"
+                                "    return w[0], bias, w[1], bias, w[2], bias",
+            "interleaved heads": "def split_qkv(weight, bias, d_model):\n    w = weight.t().reshape(d_model, 3, d_model)\n    b = bias.reshape(d_model, 3)\n"
+                                 "    return w[:, 0], b[:, 0], w[:, 1], b[:, 1], w[:, 2], b[:, 2]",
+        },
+        "right": {
+            "chunk": "def split_qkv(weight, bias, d_model):\n    q, k, v = weight.T.chunk(3, dim=0)\n    bq, bk, bv = bias.chunk(3)\n"
+                     "    return q, bq, k, bk, v, bv",
+        },
+    },
+    "ex13_gelu": {
+        "wrong": {
+            "the original bug": "def fixed_gpt2_config(hf):\n    return buggy_gpt2_config(hf)",
+            "scaled embeddings": "def fixed_gpt2_config(hf):\n    c = config_from_hf(hf)\n    c.scale_embeddings = True\n    return c",
+            "sinusoidal positions": "def fixed_gpt2_config(hf):\n    d = config_from_hf(hf).to_dict()\n    d['positions'] = 'sinusoidal'\n    return GPTConfig(**d)",
+            "exact GELU, tanh elsewhere": "def fixed_gpt2_config(hf):\n    d = config_from_hf(hf).to_dict()\n    d['activation'] = 'gelu'\n    return GPTConfig(**d)",
+        },
+        "right": {
+            "the library": "def fixed_gpt2_config(hf):\n    return config_from_hf(hf)",
+            "dataclasses.replace": "import dataclasses\n\ndef fixed_gpt2_config(hf):\n    return dataclasses.replace(buggy_gpt2_config(hf), activation='gelu_tanh')",
+        },
+    },
 }

@@ -1,0 +1,73 @@
+"""The layers of course_lib (shared/DESIGN.md), checked on the import graph, and `import course_lib` staying light."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "course_lib"
+
+LAYERS = {  # module -> layer
+    "_validate": "base", "device": "base", "checks": "base", "__init__": "base",
+    "attention": "model", "masks": "model", "positional": "model", "decoder": "model", "gpt": "model",
+    "tokenizer": "text", "bpe": "text", "data": "text", "stream": "text",
+    "gpt2": "interop",  # GPT-2's weights into the model, and its tokenizer: model and text, nothing above
+    "training": "train", "pretraining": "train",
+    "sampling": "generate", "kv_cache": "generate",
+    "cli": "faces", "cli_pretrain": "faces", "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
+}
+MAY_IMPORT = {  # layer -> the layers it may import
+    "base": {"base"},
+    "model": {"base", "model"},
+    "text": {"base", "text"},
+    "interop": {"base", "model", "text", "interop"},
+    "train": {"base", "model", "text", "train"},
+    "generate": {"base", "generate"},
+    "faces": {"base", "model", "text", "interop", "train", "generate", "faces"},
+}
+HEAVY = ["transformers", "huggingface_hub", "safetensors", "tiktoken", "regex", "fastapi", "uvicorn", "nbgrader"]
+
+
+def course_imports(path):
+    """The course_lib modules a file imports, at any depth (imports inside functions count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module.split(".")[0]] if node.module else [alias.name for alias in node.names])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
+            found.add(node.module.split(".")[1] if "." in node.module else "__init__")
+        elif isinstance(node, ast.Import) and any(a.name == "instructor" or a.name.startswith("instructor.") for a in node.names):
+            found.add("instructor")
+    return found
+
+
+def test_every_module_has_a_layer():
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert modules == set(LAYERS), f"give these modules a layer in tests/test_layers.py: {sorted(modules ^ set(LAYERS))}"
+
+
+def test_no_module_imports_a_layer_above_it():
+    problems = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        layer = LAYERS[path.stem]
+        for imported in course_imports(path):
+            if imported == "instructor" or LAYERS.get(imported) not in MAY_IMPORT[layer]:
+                problems.append(f"{path.stem} ({layer}) imports {imported} ({LAYERS.get(imported, 'outside course_lib')})")
+    assert not problems, problems
+
+
+def test_the_checker_catches_an_upward_import(tmp_path):
+    """Positive control: a model module importing training is reported."""
+    bad = tmp_path / "gpt.py"
+    bad.write_text("from .training import train\n\ndef f():\n    from .cli import main\n")
+    assert course_imports(bad) == {"training", "cli"}
+    assert "training" not in {m for m, layer in LAYERS.items() if layer in MAY_IMPORT["model"]}
+
+
+def test_importing_the_library_pulls_no_heavy_extra():
+    modules = " ".join(f"course_lib.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    code = (f"import importlib, sys\nfor m in '{modules}'.split(): importlib.import_module(m)\n"
+            f"print(' '.join(sorted(h for h in {HEAVY!r} if h in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"imported at import time: {done.stdout.strip()} (import them inside the function that needs them)"
