@@ -5,7 +5,6 @@ from ._validate import check_model_input, require_positive_int
 from .attention import MultiHeadAttention
 from .masks import causal_mask
 
-
 #: GELU as the course computes it by default (exact, with erf), and GPT-2's tanh approximation (notebook 13)
 ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}
 

@@ -18,7 +18,6 @@
 # %%
 import importlib.util
 import json
-import math
 import time
 
 import torch
@@ -333,15 +332,13 @@ if tokenizer is not None:
 
 # %% tags=["nbval-ignore-output"]
 if tokenizer is not None:
-    timings = {}
+    outputs, timings = {}, {}
     for use_cache in (False, True):
         started = time.perf_counter()
-        out = generate(model, prompt, 40, temperature=0, use_cache=use_cache)
-        out.tolist()  # waits for the device
+        outputs[use_cache] = generate(model, prompt, 40, temperature=0, use_cache=use_cache)
+        outputs[use_cache].tolist()  # waits for the device
         timings[use_cache] = time.perf_counter() - started
-        if use_cache:
-            assert torch.equal(out, uncached)
-        uncached = out
+    assert torch.equal(outputs[False], outputs[True])
     print(f"40 tokens on {device}: without cache {timings[False]:.2f} s, with cache {timings[True]:.2f} s "
           f"({timings[False] / timings[True]:.1f} x), identical tokens")
 
@@ -365,14 +362,14 @@ if tokenizer is not None:
 # GPT-2's tokenizer) so the cell takes seconds; on a GPU with the real weights, GPT-2 itself.
 
 # %%
-dialogue = [
-    ("Hello, who are you?", "I am a small language model."),
-    ("What do you like to do?", "I like reading plays by Shakespeare."),
-    ("Do you like sports?", "I like running in the morning."),
-    ("What is your favourite colour?", "Blue, like the sea."),
-    ("Where do you live?", "I live inside a computer."),
-    ("Can you help me with homework?", "Yes, tell me the question."),
-]
+from course_lib.data import data_path
+from course_lib.dialogue import read_dialogues
+
+conversations = read_dialogues(data_path("dialogues.jsonl"))  # 2,026 conversations (chatterbot corpus, tools/make_dialogues.py)
+short = [c for c in conversations if len(c) == 2 and len(c[1]["content"]) < 60 and "\n" not in c[1]["content"]]
+dialogue = [(c[0]["content"], c[1]["content"]) for c in short[::250][:6]]  # six one-exchange samples, spread out
+for user, answer in dialogue:
+    print(f"user: {user!r:40}  assistant: {answer!r}")
 if tokenizer is not None:
     eos = tokenizer.decode([tokenizer.eos_id])
     text = "".join(user + eos + answer for user, answer in dialogue)  # the seed's format
@@ -399,7 +396,7 @@ if tokenizer is not None:
     chat_model.to(device).train()
     optimizer = make_optimizer(chat_model, lr=1e-3)
     x, y = ids[None, :-1].to(device), ids[None, 1:].to(device)
-    for step in range(steps):
+    for _ in range(steps):
         _, loss = chat_model(x, y)  # the seed's loss: every token is a target
         optimizer.zero_grad()
         loss.backward()
@@ -413,12 +410,13 @@ if tokenizer is not None:
 # part stops, and the end-of-text token is doing double duty as "the user is done" and "a new
 # document starts". **Problem 3: no end of an answer.** No token ever marked where an answer ends,
 # so the model runs on into the next user's line. Ask it two of its training questions, greedily,
-# and read the replies (on the 2-core CPU this notebook was stored on: an answer stitched from two
-# others, then the *next question* of the training text):
+# and read the replies (on the 2-core CPU this notebook was stored on, both run straight into
+# *other users' questions* from the training text: it learned to write the whole transcript, both
+# speakers, with nothing to say where its own part ends):
 
 # %% tags=["nbval-ignore-output"]
 if tokenizer is not None:
-    for question in ["Do you like sports?", "Where do you live?"]:
+    for question in [dialogue[2][0], dialogue[4][0]]:
         prompt = torch.tensor(tokenizer.encode(question), device=device)
         out = generate(chat_model, prompt, 20, temperature=0)
         reply = tokenizer.decode(out[len(prompt):].tolist())

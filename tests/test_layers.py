@@ -10,7 +10,7 @@ PACKAGE = ROOT / "course_lib"
 LAYERS = {  # module -> layer
     "_validate": "base", "device": "base", "checks": "base", "__init__": "base",
     "attention": "model", "masks": "model", "positional": "model", "decoder": "model", "gpt": "model",
-    "tokenizer": "text", "bpe": "text", "data": "text", "stream": "text",
+    "tokenizer": "text", "bpe": "text", "data": "text", "stream": "text", "dialogue": "text",
     "gpt2": "interop",  # GPT-2's weights into the model, and its tokenizer: model and text, nothing above
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",

@@ -1,0 +1,112 @@
+"""Dialogue data: conversations as lists of turns, read and checked (introduced in notebook 13).
+
+A conversation is a list of turns, each ``{"role": ..., "content": ...}``: an optional ``system``
+turn first, then ``user`` and ``assistant`` turns alternating, starting with the user. That is the
+shape chat models are trained on and the one OpenAI's chat API speaks. The readers below turn the
+course's ``data/dialogues.jsonl`` (from the chatterbot corpus, ``tools/make_dialogues.py``) and the
+Cornell Movie-Dialogs corpus (the first source document's) into it, and refuse bad data with an
+error that names the file, the line and what was expected.
+"""
+import json
+from pathlib import Path
+
+ROLES = ("system", "user", "assistant")
+CORNELL_SEPARATOR = " +++$+++ "
+
+
+def check_turns(turns, where="the conversation"):
+    """Raise ValueError, naming ``where`` and the turn, unless ``turns`` is a well-formed conversation (notebook 13).
+
+    Well-formed: a non-empty list of ``{"role", "content"}`` dicts; roles among ``ROLES``; content a
+    non-empty string; ``system`` only as the first turn; then user and assistant alternating,
+    the user first.
+    """
+    if not isinstance(turns, list) or not turns:
+        raise ValueError(f"{where}: expected a non-empty list of turns, got {type(turns).__name__} {str(turns)[:60]}")
+    expected = "user"
+    for i, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict) or set(turn) - {"role", "content"} or "role" not in turn or "content" not in turn:
+            raise ValueError(f"{where}, turn {i}: expected {{\"role\": ..., \"content\": ...}}, got {str(turn)[:80]}")
+        role, content = turn["role"], turn["content"]
+        if role not in ROLES:
+            raise ValueError(f"{where}, turn {i}: unknown role {role!r} (expected one of {', '.join(ROLES)})")
+        if not isinstance(content, str) or not content.strip():
+            raise ValueError(f"{where}, turn {i}: the {role}'s content is empty (expected some text)")
+        if role == "system":
+            if i != 1:
+                raise ValueError(f"{where}, turn {i}: a system turn may only come first")
+            continue
+        if role != expected:
+            raise ValueError(f"{where}, turn {i}: the turns do not alternate ({role} where the {expected} was expected)")
+        expected = "assistant" if role == "user" else "user"
+    return turns
+
+
+def read_dialogues(path):
+    """The conversations of a JSON-lines file, one ``{"turns": [...]}`` per line, checked (notebook 13).
+
+    Blank lines are skipped; anything else that is not a well-formed conversation is a ValueError
+    naming the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no dialogue file at {path}")
+    conversations = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(record, dict) or "turns" not in record:
+                raise ValueError(f"{where}: expected an object with \"turns\", got {line.strip()[:60]}")
+            conversations.append(check_turns(record["turns"], where))
+    if not conversations:
+        raise ValueError(f"{path} holds no conversation")
+    return conversations
+
+
+def read_cornell(lines_path, conversations_path):
+    """The Cornell Movie-Dialogs corpus as conversations of alternating user and assistant turns (notebook 13).
+
+    ``movie_lines.txt`` has ``lineID +++$+++ characterID +++$+++ movieID +++$+++ name +++$+++ text``;
+    ``movie_conversations.txt`` has ``char1 +++$+++ char2 +++$+++ movieID +++$+++ ['L1', 'L2', ...]``.
+    Both are ISO-8859-1, as distributed. The speakers of a conversation alternate, so its first
+    line becomes the user's turn, the second the assistant's, and so on. Lines with empty text
+    are dropped (the corpus has a few), and a conversation left with fewer than two turns too.
+    """
+    texts = {}
+    for number, line in enumerate(_lines(lines_path), start=1):
+        fields = line.split(CORNELL_SEPARATOR)
+        if len(fields) != 5:
+            raise ValueError(f"{Path(lines_path).name} line {number}: expected 5 fields separated by "
+                             f"'{CORNELL_SEPARATOR.strip()}', got {len(fields)}")
+        texts[fields[0].strip()] = fields[4].strip()
+    conversations = []
+    for number, line in enumerate(_lines(conversations_path), start=1):
+        fields = line.split(CORNELL_SEPARATOR)
+        where = f"{Path(conversations_path).name} line {number}"
+        if len(fields) != 4:
+            raise ValueError(f"{where}: expected 4 fields separated by '{CORNELL_SEPARATOR.strip()}', got {len(fields)}")
+        try:
+            ids = json.loads(fields[3].strip().replace("'", '"'))
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: expected a list of line ids like ['L1', 'L2'], got {fields[3].strip()[:40]}") from None
+        missing = [i for i in ids if i not in texts]
+        if missing:
+            raise ValueError(f"{where}: line ids not in {Path(lines_path).name}: {missing[:3]}")
+        sentences = [texts[i] for i in ids if texts[i]]
+        if len(sentences) >= 2:
+            conversations.append([{"role": "user" if k % 2 == 0 else "assistant", "content": s}
+                                  for k, s in enumerate(sentences)])
+    return conversations
+
+
+def _lines(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    return [line for line in path.read_text(encoding="iso-8859-1").splitlines() if line.strip()]
