@@ -327,7 +327,7 @@ if tokenizer is not None:
     prompt = torch.tensor(tokenizer.encode("The meaning of life is"), device=device)
     for name, settings in [("greedy", dict(temperature=0)), ("temperature 0.8", dict(temperature=0.8)),
                            ("top-k 40", dict(top_k=40)), ("top-p 0.9", dict(top_p=0.9))]:
-        out = generate(model, prompt, 30, generator=torch.Generator(device=device).manual_seed(0), **settings)
+        out = generate(model, prompt, 20, generator=torch.Generator(device=device).manual_seed(0), **settings)
         print(f"{name:16s}{tokenizer.decode(out.tolist())!r}")
 
 # %% tags=["nbval-ignore-output"]
@@ -335,11 +335,11 @@ if tokenizer is not None:
     outputs, timings = {}, {}
     for use_cache in (False, True):
         started = time.perf_counter()
-        outputs[use_cache] = generate(model, prompt, 40, temperature=0, use_cache=use_cache)
+        outputs[use_cache] = generate(model, prompt, 24, temperature=0, use_cache=use_cache)
         outputs[use_cache].tolist()  # waits for the device
         timings[use_cache] = time.perf_counter() - started
     assert torch.equal(outputs[False], outputs[True])
-    print(f"40 tokens on {device}: without cache {timings[False]:.2f} s, with cache {timings[True]:.2f} s "
+    print(f"24 tokens on {device}: without cache {timings[False]:.2f} s, with cache {timings[True]:.2f} s "
           f"({timings[False] / timings[True]:.1f} x), identical tokens")
 
 # %% [markdown]
@@ -358,7 +358,7 @@ if tokenizer is not None:
 # ```
 #
 # Then they prompt with a question and generate. Three things go wrong, and this section measures
-# them on a small dialogue sample. On a CPU it fine-tunes a small stand-in (2 blocks of width 128,
+# them on a small dialogue sample. On a CPU it fine-tunes a small stand-in (2 blocks of width 64,
 # GPT-2's tokenizer) so the cell takes seconds; on a GPU with the real weights, GPT-2 itself.
 
 # %%
@@ -387,14 +387,14 @@ from course_lib.training import make_optimizer
 
 if tokenizer is not None:
     if real and device.type == "cuda":
-        chat_model, steps = model, 60
+        chat_model, steps, lr = model, 60, 1e-4  # GPT-2 itself: a fine-tuning learning rate
     else:  # a small stand-in of GPT-2's design, so the CPU cell takes seconds
         course_lib.seed_everything(0)
-        chat_model = GPT(GPTConfig(vocab_size=len(tokenizer), context_length=128, d_model=128, n_heads=4, n_layers=2,
-                                   d_ff=512, positions="learned", scale_embeddings=False, activation="gelu_tanh"))
-        steps = 150
+        chat_model = GPT(GPTConfig(vocab_size=len(tokenizer), context_length=128, d_model=64, n_heads=4, n_layers=2,
+                                   d_ff=256, positions="learned", scale_embeddings=False, activation="gelu_tanh"))
+        steps, lr = 80, 3e-3
     chat_model.to(device).train()
-    optimizer = make_optimizer(chat_model, lr=1e-3)
+    optimizer = make_optimizer(chat_model, lr=lr)
     x, y = ids[None, :-1].to(device), ids[None, 1:].to(device)
     for _ in range(steps):
         _, loss = chat_model(x, y)  # the seed's loss: every token is a target

@@ -240,13 +240,27 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
         TrainConfig(batch_size=6, grad_accum=4)
 
 
-def test_torch_compile_is_an_opt_in_with_the_same_losses():
+def test_torch_compile_is_an_opt_in_with_the_same_losses(monkeypatch):
+    """compile=True traces the model with TorchDynamo and AOTAutograd, forward and backward, and trains to
+    the same losses. (The "aot_eager" backend stops short of Inductor's code generation, PyTorch's own
+    business, which takes half a minute of C++ compilation on a cold 2-core machine.)"""
+    calls = []
+    real_compile = torch.compile
+
+    def compile_for_the_test(model, **kwargs):
+        calls.append(kwargs)
+        return real_compile(model, backend="aot_eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_for_the_test)
+    torch._dynamo.reset()
     losses = []
     for compiled in (False, True):
         model = tiny()
         config = TrainConfig(steps=4, batch_size=8, lr=1e-2, warmup_steps=0, compile=compiled)
         losses.append(pretrain(model, stream(), config=config, progress=False)["loss"])
+    assert len(calls) == 1  # only when asked
     assert losses[0] == pytest.approx(losses[1], abs=1e-4)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # something was really traced
 
 
 def _train_cli(tmp_path, name, nproc, *extra):
