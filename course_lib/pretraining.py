@@ -383,9 +383,11 @@ def pretrain(model, train_ids, val_ids=None, config=None, out=None, tokenizer=No
         if bar is not None:
             bar.close()
         model.eval()
+    in_step = not history["interrupted"] or stop_after is not None  # every process is at the same step
     if out is not None:
-        _save(out, model, tokenizer, optimizer, scaler, generator, history, config, step, ctx,
-              collective=not history["interrupted"] or stop_after is not None)
+        _save(out, model, tokenizer, optimizer, scaler, generator, history, config, step, ctx, collective=in_step)
+    if ctx.world_size > 1 and in_step:
+        dist.barrier()  # leave together: no process tears down its connections while rank 0 still evaluates or saves
     return history
 
 
