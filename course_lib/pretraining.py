@@ -424,7 +424,10 @@ def _save(out, model, tokenizer, optimizer, scaler, generator, history, config, 
 
 def load_training_state(path):
     """The training state a ``pretrain`` checkpoint holds: config, step, optimizer, random states (notebook 12)."""
-    data = load_checkpoint_data(path)
+    return _training_state(load_checkpoint_data(path), path)
+
+
+def _training_state(data, path):
     training = data.get("training")
     if not isinstance(training, dict):
         raise ValueError(f"{path} holds a model but no training state to resume (it was not written by pretrain)")
@@ -435,8 +438,8 @@ def load_training_state(path):
 
 
 def _restore(path, model, optimizer, scaler, generator, history, ctx):
-    data = load_checkpoint_data(path)
-    training = load_training_state(path)
+    data = load_checkpoint_data(path)  # read once: the model's weights and the training state
+    training = _training_state(data, path)
     if data["config"] != model.config.to_dict():
         raise ValueError(f"{path} was trained with a different GPTConfig: build the model from its config to resume")
     model.load_state_dict(data["state_dict"])
