@@ -7,6 +7,9 @@
     torchrun --nproc_per_node=2 -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt
     python -m course_lib train --tokenizer char --data data/shakespeare.txt --out runs/s.pt --resume runs/s.pt --steps 4000
 
+    python -m course_lib finetune --base runs/chat_base.pt --data data/dialogues.jsonl --out runs/chat.pt
+    python -m course_lib chat --checkpoint runs/chat.pt
+
 Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one line on stderr
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .cli_chat import add_chat_commands, cmd_chat, cmd_finetune
 from .data import split_sentences
 from .decoder import ACTIVATIONS
 from .device import get_device
@@ -67,7 +71,8 @@ def _number(kind, low=None, high=None, low_open=False, allow_none=False):
 
 def build_parser():
     """The argument parser of ``python -m course_lib`` (README "From a terminal")."""
-    parser = _Parser(prog=PROG, description="Train the course's GPT on a text file and sample from it.")
+    parser = _Parser(prog=PROG, description="Train the course's GPT on a text file, sample from it, fine-tune it "
+                                            "on dialogues and chat with it.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = commands.add_parser("train", help="train a GPT on a text file",
@@ -112,6 +117,7 @@ def build_parser():
     s.add_argument("--num-samples", type=_number(int, 1), default=1, help="how many continuations (default: 1)")
     s.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    add_chat_commands(commands, _number, PROG)
     return parser
 
 
@@ -313,6 +319,10 @@ def main(argv=None):
     """Run the command line; return the exit code: 0, 2 for bad input, 130 when interrupted (README "From a terminal")."""
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "finetune":
+            return cmd_finetune(args, _device(args.device), _check_out, _save, _interrupts_deferred, CourseError)
+        if args.command == "chat":
+            return cmd_chat(args, _device(args.device), CourseError)
         return _cmd_train(args) if args.command == "train" else _cmd_sample(args)
     except CourseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

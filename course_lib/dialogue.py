@@ -110,3 +110,41 @@ def _lines(path):
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
     return [line for line in path.read_text(encoding="iso-8859-1").splitlines() if line.strip()]
+
+
+MEMORY_NAMES = ("Maria", "John", "Aisha", "Ken", "Olga", "Pedro", "Li", "Sara", "Tom", "Nina", "Omar", "Eva",
+                "Raj", "Anna", "Max", "Zoe", "Ivan", "Mia", "Leo", "Emma", "Hugo", "Yuki", "Ali", "Kate")
+MEMORY_LIKES = ("chess", "jazz", "pizza", "tennis", "poetry", "cats", "rain", "coffee", "painting", "football",
+                "books", "tea", "dancing", "swimming", "science", "history", "gardens", "films")
+_INTRODUCTIONS = ("I am {name} and I like {like}.", "Hi! I'm {name}. I love {like}.", "My name is {name}; I like {like}.")
+_GREETINGS = ("Hello, {name}!", "Nice to meet you, {name}.")
+_SMALL_TALK = (("How are you?", "Very well."), ("What can you do?", "I can chat."), ("Do you sleep?", "Never."),
+               ("Is it late?", "I have no clock."), ("Tell me a joke.", "Knock knock!"))
+_QUESTIONS = (("What do I like?", "You like {like}."), ("What is my name?", "You are {name}."),
+              ("What do I love?", "You love {like}."))
+
+
+def memory_dialogues(seed=0, held_out_fraction=0.2):
+    """A generated set of conversations whose last answer needs the history: ``(train, held_out)`` (notebook 14).
+
+    The user says their name and what they like, talks about something else, then asks about
+    it; the assistant's last turn repeats the right fact. Every (name, like) pair is one
+    conversation, with random wording; the held-out pairs never occur in training (each name and
+    each like does), so answering them means reading the history, not remembering a pair.
+    """
+    import random
+
+    if not 0 < held_out_fraction < 1:
+        raise ValueError(f"held_out_fraction must be in (0, 1), got {held_out_fraction!r}")
+    rng = random.Random(seed)
+    pairs = [(name, like) for name in MEMORY_NAMES for like in MEMORY_LIKES]
+    rng.shuffle(pairs)
+    conversations = []
+    for name, like in pairs:
+        small_talk = rng.choice(_SMALL_TALK)
+        question, answer = rng.choice(_QUESTIONS)
+        texts = [rng.choice(_INTRODUCTIONS), rng.choice(_GREETINGS), *small_talk, question, answer]
+        conversations.append([{"role": "user" if i % 2 == 0 else "assistant", "content": text.format(name=name, like=like)}
+                              for i, text in enumerate(texts)])
+    cut = round(len(conversations) * held_out_fraction)
+    return conversations[cut:], conversations[:cut]

@@ -160,3 +160,30 @@ class GPT(nn.Module):
     def num_parameters(self):
         """Trainable parameters, each counted once (a tied matrix is one matrix)."""
         return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def grow_vocabulary(model, vocab_size):
+    """A copy of ``model`` that reads and writes ``vocab_size`` tokens: new ones (e.g. chat markers) get new rows (notebook 14).
+
+    The old rows are copied unchanged, so every token the model knew means what it meant. Each new
+    row starts as the *mean* of the old ones (Hewitt 2021): a new token then looks like an average
+    token instead of a random direction, and its logit starts near the others' instead of at a
+    value that would swamp them. ``model`` itself is left as it was.
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"grow_vocabulary grows a course_lib GPT, got {type(model).__name__}")
+    old = model.config.vocab_size
+    require_positive_int("vocab_size", vocab_size)
+    if vocab_size < old:
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the model's {old}: tokens cannot be removed this way")
+    grown = GPT(GPTConfig(**{**model.config.to_dict(), "vocab_size": vocab_size})).to(next(model.parameters()).device)
+    state = model.state_dict()
+    for name in ("token_embedding.weight", "lm_head.weight"):
+        rows = state[name]  # (old, d_model)
+        mean, spread = rows.mean(dim=0), rows.std(dim=0)  # (d_model,) each
+        new = mean + spread * torch.randn(vocab_size - old, rows.shape[1], device=rows.device)  # (new, d_model)
+        state[name] = torch.cat([rows, new.to(rows.dtype)])
+    grown.load_state_dict(state)
+    grown.train(model.training)
+    return grown

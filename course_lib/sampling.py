@@ -58,6 +58,21 @@ def _distribution(logits, temperature, top_k, top_p):  # arguments already check
     return torch.softmax(_filter_logits(shifted / temperature, top_k, top_p), dim=-1)
 
 
+def apply_repetition_penalty(logits, seen, penalty):
+    """Make every token of ``seen`` (ids) less likely: its logit divided by ``penalty`` if positive, else multiplied (notebook 15).
+
+    Keskar et al. (2019, CTRL). Dividing a negative logit would *raise* it, hence the two cases.
+    ``penalty=1`` changes nothing; 1.1 to 1.3 is the usual range. ``logits`` is ``(..., vocab)``.
+    """
+    require_tensor("logits", logits, min_dim=1, floating=True)
+    require_finite_number("penalty", penalty, low=1.0)
+    seen = torch.as_tensor(seen, dtype=torch.long, device=logits.device).reshape(-1)
+    mask = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    mask[seen] = True  # (vocab,)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(mask, penalised, logits)
+
+
 @torch.no_grad()
 def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
              eos_id=None, generator=None, use_cache=True):

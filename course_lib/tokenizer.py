@@ -130,6 +130,12 @@ class CharTokenizer:
 
     vocab_size = property(__len__)
 
+    def extended(self, text):
+        """This tokenizer plus every character of ``text`` it lacks, appended: old ids unchanged (notebook 14)."""
+        if not isinstance(text, str):
+            raise TypeError(f"extended expects a str, got {type(text).__name__}")
+        return CharTokenizer(self.chars + "".join(sorted(set(text) - set(self.chars))))
+
     def encode(self, text):
         """The id of each character of ``text``."""
         if not isinstance(text, str):
@@ -161,11 +167,78 @@ class CharTokenizer:
         return cls(data["chars"])
 
 
+class SpecialTokens:
+    """A tokenizer with extra special tokens after its vocabulary, e.g. a chat's role markers (notebook 14).
+
+    ``base``'s ids are unchanged; ``specials[i]`` gets id ``len(base) + i``, so a model trained on
+    ``base`` keeps every row of its embedding and gains one new row per special token.
+    ``encode(text)`` is ``base.encode(text)``: it never turns text into a special token, so a user who
+    *types* ``<|assistant|>`` cannot forge a turn. Special ids are placed by code (``id_of``), and
+    ``decode`` leaves them out unless ``skip_special=False``.
+    """
+
+    def __init__(self, base, specials):
+        if isinstance(base, SpecialTokens):
+            raise TypeError("base is already a SpecialTokens tokenizer: give all the special tokens at once")
+        specials = list(specials)
+        if not specials or not all(isinstance(s, str) and s for s in specials) or len(set(specials)) != len(specials):
+            raise ValueError(f"specials must be distinct non-empty strings, got {specials!r}")
+        self.base = base
+        self.specials = specials
+        self.first_special = len(base)
+        self.ids = {s: self.first_special + i for i, s in enumerate(specials)}  # special token -> id
+
+    def __len__(self):
+        return len(self.base) + len(self.specials)
+
+    vocab_size = property(__len__)
+
+    def id_of(self, special):
+        """The id of a special token, e.g. ``id_of("<|end|>")``."""
+        if special not in self.ids:
+            raise KeyError(f"{special!r} is not one of this tokenizer's special tokens {self.specials}")
+        return self.ids[special]
+
+    def encode(self, text):
+        """The base tokenizer's ids of ``text`` (special-token strings in it stay plain text)."""
+        return list(self.base.encode(text))
+
+    def decode(self, ids, skip_special=True):
+        """The text of ``ids``; special tokens are dropped, or written out with ``skip_special=False``."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        text, run = [], []
+        for i in ids:
+            if not 0 <= i < len(self):
+                raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self)})")
+            if i < self.first_special:
+                run.append(i)
+                continue
+            if run:  # decode runs of base ids together: a byte-level BPE's characters may span tokens
+                text.append(self.base.decode(run))
+                run = []
+            if not skip_special:
+                text.append(self.specials[i - self.first_special])
+        if run:
+            text.append(self.base.decode(run))
+        return "".join(text)
+
+    def to_dict(self):
+        return {"kind": "special", "base": self.base.to_dict(), "specials": list(self.specials)}
+
+    @classmethod
+    def from_dict(cls, data):
+        """The tokenizer ``to_dict`` described (as stored in a checkpoint)."""
+        if not (isinstance(data, dict) and isinstance(data.get("base"), dict) and isinstance(data.get("specials"), list)):
+            raise ValueError("a special-token tokenizer dict needs 'base' (a tokenizer dict) and 'specials' (a list)")
+        return cls(tokenizer_from_dict(data["base"]), data["specials"])
+
+
 def tokenizer_from_dict(data):
-    """The word, character or BPE tokenizer a checkpoint stored (``to_dict``'s ``kind``; notebook 12)."""
+    """The word, character, BPE or special-token tokenizer a checkpoint stored (``to_dict``'s ``kind``; notebook 12)."""
     from .bpe import BPETokenizer
 
-    kinds = {"word": WordTokenizer, "char": CharTokenizer, "bpe": BPETokenizer}
+    kinds = {"word": WordTokenizer, "char": CharTokenizer, "bpe": BPETokenizer, "special": SpecialTokens}
     kind = data.get("kind", "word") if isinstance(data, dict) else None  # the oldest checkpoints have no kind
     if kind not in kinds:
         raise ValueError(f"unknown tokenizer kind {kind!r}; expected one of {sorted(kinds)}")

@@ -14,7 +14,8 @@ LAYERS = {  # module -> layer
     "gpt2": "interop",  # GPT-2's weights into the model, and its tokenizer: model and text, nothing above
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",
-    "cli": "faces", "cli_pretrain": "faces", "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
+    "chat": "chat",
+    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
 }
 MAY_IMPORT = {  # layer -> the layers it may import
     "base": {"base"},
@@ -23,7 +24,8 @@ MAY_IMPORT = {  # layer -> the layers it may import
     "interop": {"base", "model", "text", "interop"},
     "train": {"base", "model", "text", "train"},
     "generate": {"base", "generate"},
-    "faces": {"base", "model", "text", "interop", "train", "generate", "faces"},
+    "chat": {"base", "text", "generate", "chat"},
+    "faces": {"base", "model", "text", "interop", "train", "generate", "chat", "faces"},
 }
 HEAVY = ["transformers", "huggingface_hub", "safetensors", "tiktoken", "regex", "fastapi", "uvicorn", "nbgrader"]
 

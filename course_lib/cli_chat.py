@@ -1,0 +1,166 @@
+"""The chat commands of the command line: ``finetune`` and ``chat`` (notebooks 14 and 15; README "From a terminal").
+
+    python -m course_lib finetune --base runs/chat_base.pt --data data/dialogues.jsonl --out runs/chat.pt
+    python -m course_lib chat --checkpoint runs/chat.pt
+"""
+import math
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from .chat import LOSS_ON, chat_tokenizer, dialogue_batch, select_trainable, stream_chat
+from .dialogue import read_dialogues
+from .gpt import grow_vocabulary
+from .tokenizer import CharTokenizer, SpecialTokens
+from .training import evaluate, load_checkpoint, train
+
+FINETUNE_DEFAULTS = {"steps": 150, "lr": 3e-3, "batch_size": 32, "val_fraction": 0.1, "seed": 0}
+
+
+def add_chat_commands(commands, number, prog):
+    """Add ``finetune`` and ``chat`` to the parser's subcommands (README "From a terminal")."""
+    f = commands.add_parser("finetune", help="fine-tune a checkpoint on dialogues (notebook 14)",
+                            description="Fine-tune a trained checkpoint into a chat model: the chat template's "
+                                        "markers are added to its tokenizer, and the loss counts the assistant's "
+                                        "turns only. Ctrl-C stops early and still saves.")
+    f.add_argument("--base", required=True, type=Path, help=f"a checkpoint written by '{prog} train' (or by finetune)")
+    f.add_argument("--data", required=True, type=Path, help="JSON lines, one {\"turns\": [...]} per line (e.g. data/dialogues.jsonl)")
+    f.add_argument("--out", required=True, type=Path, help="where to write the chat checkpoint (e.g. runs/chat.pt)")
+    f.add_argument("--steps", type=number(int, 0), default=FINETUNE_DEFAULTS["steps"], help="optimizer steps (default: 150)")
+    f.add_argument("--lr", type=number(float, 0, low_open=True), default=FINETUNE_DEFAULTS["lr"], help="AdamW learning rate (default: 3e-3)")
+    f.add_argument("--batch-size", type=number(int, 1), default=FINETUNE_DEFAULTS["batch_size"], help="conversations per step (default: 32)")
+    f.add_argument("--val-fraction", type=number(float, 0, 0.5, low_open=True), default=FINETUNE_DEFAULTS["val_fraction"],
+                   help="conversations held out to measure the replies' perplexity (default: 0.1)")
+    f.add_argument("--loss-on", choices=LOSS_ON, default="assistant",
+                   help="assistant: the assistant's turns only (default); all: every token, the seed's way (for comparison)")
+    f.add_argument("--seed", type=number(int, 0), default=FINETUNE_DEFAULTS["seed"], help="random seed (default: 0)")
+    f.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = commands.add_parser("chat", help="talk to a chat checkpoint (notebook 15)",
+                            description="An interactive chat: type a message and press Enter. /reset clears the "
+                                        "history; /exit or Ctrl-D ends. Ctrl-C stops a reply.")
+    c.add_argument("--checkpoint", required=True, type=Path, help="a chat checkpoint written by 'finetune'")
+    c.add_argument("--system", default=None, help="a system prompt to start every conversation with")
+    c.add_argument("--max-new-tokens", type=number(int, 1), default=200, help="longest reply, in tokens (default: 200)")
+    c.add_argument("--temperature", type=number(float, 0), default=0.7, help="0 is greedy (default: 0.7)")
+    c.add_argument("--top-k", type=number(int, 1, allow_none=True), default=None, help="keep the k most likely tokens (default: all)")
+    c.add_argument("--top-p", type=number(float, 0, 1, low_open=True, allow_none=True), default=0.9,
+                   help="keep the smallest set of tokens with probability >= p (default: 0.9)")
+    c.add_argument("--repetition-penalty", type=number(float, 1), default=1.0,
+                   help="divide the logits of tokens already in the reply by this (default: 1.0, off)")
+    c.add_argument("--seed", type=number(int, 0), default=0, help="random seed (default: 0)")
+    c.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+
+
+def _load(flag, path, device, error):
+    if not path.is_file():
+        raise error(f"{flag} {path}: no such file")
+    try:
+        return load_checkpoint(path, device=device)
+    except ValueError as problem:
+        raise error(f"{flag} {str(problem).split(' (torch.load')[0]}") from None
+
+
+def cmd_finetune(args, device, check_out, save, interrupts_deferred, error):
+    """``finetune``: a base checkpoint and dialogues in, a chat checkpoint out (notebook 14)."""
+    check_out(args)
+    if args.out.exists() and args.base.exists() and args.out.resolve() == args.base.resolve():
+        raise error(f"--out {args.out} is the --base checkpoint: write the chat model to a new file, keep the base")
+    if not args.data.is_file():
+        raise error(f"--data {args.data}: no such file")
+    try:
+        conversations = read_dialogues(args.data)
+    except UnicodeDecodeError as problem:
+        raise error(f"--data {args.data}: not UTF-8 text (at byte {problem.start})") from None
+    except ValueError as problem:
+        raise error(f"--data {problem}") from None
+    base, tokenizer = _load("--base", args.base, device, error)
+    if isinstance(tokenizer, SpecialTokens):  # already a chat model: fine-tune it further
+        tokenizer = chat_tokenizer(tokenizer)
+    else:
+        if isinstance(tokenizer, CharTokenizer):  # characters the base never saw become new tokens too
+            tokenizer = tokenizer.extended("".join(t["content"] for turns in conversations for t in turns))
+        tokenizer = chat_tokenizer(tokenizer)
+    torch.manual_seed(args.seed)  # the new rows' random start
+    model = grow_vocabulary(base, len(tokenizer)) if len(tokenizer) > base.config.vocab_size else base
+    context = model.config.context_length
+    usable, skipped = select_trainable(tokenizer, conversations, context)
+    if len(usable) < 2:
+        raise error(f"--data {args.data}: {len(usable)} conversation(s) with an assistant turn that fits the model's "
+                    f"context of {context} tokens; at least 2 are needed (one to train on, one to measure)")
+    random.Random(args.seed).shuffle(usable)
+    n_val = max(1, round(len(usable) * args.val_fraction))
+    val = dialogue_batch(tokenizer, usable[:n_val], context)  # always assistant-only: the replies' perplexity
+    data = dialogue_batch(tokenizer, usable[n_val:], context, loss_on=args.loss_on)
+    before = evaluate(model, val)
+    print(f"fine-tuning {args.base} on {args.data}: {len(usable) - n_val} conversations ({n_val} held out, "
+          f"{skipped} skipped: no reply or too long for {context} tokens), {device}; "
+          f"reply perplexity before {math.exp(before):.1f}", flush=True)
+    try:
+        history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                        progress=not args.no_progress)
+    except KeyboardInterrupt:
+        history = {"step": [], "interrupted": True, "seconds": 0.0}
+    with interrupts_deferred():
+        after = evaluate(model, val)
+        path = save(args.out, model, tokenizer, finetuned_from=str(args.base), steps=len(history["step"]),
+                    loss_on=args.loss_on, reply_perplexity=math.exp(after))
+    verb = "interrupted at step" if history["interrupted"] else "done:"
+    print(f"{verb} {len(history['step'])} steps; reply perplexity {math.exp(before):.1f} -> {math.exp(after):.1f}; "
+          f"chat checkpoint saved to {path}; talk to it with: python -m course_lib chat --checkpoint {path}")
+    return 130 if history["interrupted"] else 0
+
+
+def cmd_chat(args, device, error, read=input, write=sys.stdout):
+    """``chat``: an interactive loop over one checkpoint (notebook 15)."""
+    model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
+    if not isinstance(tokenizer, SpecialTokens):
+        raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "
+                    f"make one with: python -m course_lib finetune --base {args.checkpoint} --data data/dialogues.jsonl "
+                    "--out runs/chat.pt")
+    start = [{"role": "system", "content": args.system}] if args.system else []
+    history = list(start)
+    generator = torch.Generator().manual_seed(args.seed)
+    print(f"chatting with {args.checkpoint} ({model.num_parameters():,} parameters, context "
+          f"{model.config.context_length} tokens). /reset clears the history, /exit or Ctrl-D ends.", file=write, flush=True)
+    while True:
+        try:
+            message = read("you> ")
+        except EOFError:
+            print(file=write)
+            return 0
+        message = message.strip()
+        if not message:
+            continue
+        if message == "/exit":
+            return 0
+        if message == "/reset":
+            history = list(start)
+            print("(history cleared)", file=write, flush=True)
+            continue
+        if message.startswith("/"):
+            print(f"unknown command {message.split()[0]}: /reset clears the history, /exit ends", file=sys.stderr, flush=True)
+            continue
+        try:
+            stream = stream_chat(model, tokenizer, history, message, args.max_new_tokens, args.temperature,
+                                 args.top_k, args.top_p, args.repetition_penalty, generator)
+        except ValueError as problem:  # a character the tokenizer cannot encode, a message too long for the context
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            continue
+        print("bot> ", end="", file=write, flush=True)
+        try:
+            for piece in stream:
+                print(piece, end="", file=write, flush=True)
+        except KeyboardInterrupt:
+            stream.close()
+            print(" [stopped]", file=write, flush=True)
+            continue  # an unfinished reply does not enter the history
+        note = " [cut: --max-new-tokens]" if stream.finish_reason == "length" else ""
+        dropped = f" [{stream.dropped_turns} oldest turns no longer fit]" if stream.dropped_turns else ""
+        print(note + dropped, file=write, flush=True)
+        history = history[:len(start)] + history[len(start) + stream.dropped_turns:]
+        if stream.text.strip():  # an empty reply adds nothing: the next message answers the same history
+            history += [{"role": "user", "content": message}, {"role": "assistant", "content": stream.text}]
