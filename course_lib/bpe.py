@@ -24,11 +24,16 @@ def merge(ids, pair, new_id):
     return out
 
 
+#: Texts up to this many bytes are encoded merge by merge in Python (``_encode_short``), longer ones with NumPy.
+SHORT_TEXT = 256
+
+
 class BPETokenizer:
     """Byte-level BPE: ``BPETokenizer.train(text, vocab_size)``, then ``encode`` / ``decode`` (notebook 09)."""
 
     def __init__(self, merges):
         self.merges = [tuple(pair) for pair in merges]  # merges[r] makes token 256 + r
+        self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}  # pair -> its merge's rank
         self.vocab = {i: bytes([i]) for i in range(256)}  # token id -> the bytes it stands for
         for rank, (a, b) in enumerate(self.merges):
             self.vocab[256 + rank] = self.vocab[a] + self.vocab[b]
@@ -71,11 +76,24 @@ class BPETokenizer:
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         ids = _bytes_of(text)
+        if len(ids) <= SHORT_TEXT:
+            return self._encode_short(ids.tolist())
         for rank, pair in enumerate(self.merges):
             if len(ids) < 2:
                 break
             ids = _merge_array(ids, pair, 256 + rank)
         return ids.tolist()
+
+    def _encode_short(self, ids):
+        # A chat turn is a few dozen bytes: rather than a pass per merge, repeatedly apply the
+        # earliest-learned merge among the pairs present. Same result: a merge can only involve
+        # tokens made by earlier merges, so this applies the merges in the order learned.
+        while len(ids) >= 2:
+            pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
+            if pair not in self.ranks:
+                break
+            ids = merge(ids, pair, 256 + self.ranks[pair])
+        return ids
 
     def decode(self, ids):
         """The text of ``ids``; byte sequences that are not valid UTF-8 show as U+FFFD."""

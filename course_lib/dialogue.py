@@ -112,10 +112,14 @@ def _lines(path):
     return [line for line in path.read_text(encoding="iso-8859-1").splitlines() if line.strip()]
 
 
-MEMORY_NAMES = ("Maria", "John", "Aisha", "Ken", "Olga", "Pedro", "Li", "Sara", "Tom", "Nina", "Omar", "Eva",
-                "Raj", "Anna", "Max", "Zoe", "Ivan", "Mia", "Leo", "Emma", "Hugo", "Yuki", "Ali", "Kate")
-MEMORY_LIKES = ("chess", "jazz", "pizza", "tennis", "poetry", "cats", "rain", "coffee", "painting", "football",
-                "books", "tea", "dancing", "swimming", "science", "history", "gardens", "films")
+# No doubled letters ("Anna", "apples"): a small model copies "pp" as "p" (notebook 14 measured it), which
+# would measure copying, not whether the history is used.
+MEMORY_NAMES = tuple("""Maria John Aisha Ken Olga Pedro Li Sara Tom Nina Omar Eva Raj Max Zoe Ivan Mia Leo Hugo Yuki
+    Ali Kate Ben Lena Sam Rosa Ines Carl Dina Eric Fay Gus Hana Igor Jade Karl Lily Marco Nora Pia Rita Sven Tara Uma
+    Vera Walt Xena Yara Zack Amir Bea Cole Dora Eli Flora Gil Ida Jon Kira Lars Mona Ned Oda Paul Rex Sue Ted Una Vic
+    Wes Yves Zara""".split())
+MEMORY_LIKES = tuple("""poetry cats rain painting tea dancing science history gardens films maps boats kites snow soup
+    rice trains birds stars clocks bread honey music golf plums opera yoga tango""".split())
 _INTRODUCTIONS = ("I am {name} and I like {like}.", "Hi! I'm {name}. I love {like}.", "My name is {name}; I like {like}.")
 _GREETINGS = ("Hello, {name}!", "Nice to meet you, {name}.")
 _SMALL_TALK = (("How are you?", "Very well."), ("What can you do?", "I can chat."), ("Do you sleep?", "Never."),

@@ -78,3 +78,29 @@ def plot_attention_heads(weights, labels=None, title=None, ncols=4, cmap="viridi
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def token_strip(tokens, learned, ax=None, per_row=24, title=None):
+    """Tokens as a strip of boxes: green where the loss counts the token, grey where it is ignored (notebook 14).
+
+    ``tokens`` are the pieces of text (one per token, e.g. ``tokenizer.decode([i], skip_special=False)``)
+    and ``learned`` says for each whether it is a target the model learns to write. Spaces show as
+    ``·`` and line breaks as ``⏎``, so every token is visible. Returns the matplotlib Axes.
+    """
+    tokens, learned = list(tokens), [bool(x) for x in learned]
+    if len(tokens) != len(learned) or not tokens:
+        raise ValueError(f"tokens and learned must be non-empty and of equal length, got {len(tokens)} and {len(learned)}")
+    rows = math.ceil(len(tokens) / per_row)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(16, 0.62 * per_row), 0.55 * rows + 0.4))
+    for i, (token, keep) in enumerate(zip(tokens, learned)):
+        row, col = divmod(i, per_row)
+        ax.add_patch(plt.Rectangle((col, -row), 0.94, 0.84, color="#7fc97f" if keep else "#dddddd"))
+        label = token.replace(" ", "·").replace("\n", "⏎")
+        ax.text(col + 0.47, -row + 0.42, label, ha="center", va="center", fontsize=7 if len(label) < 6 else 5,
+                family="monospace")
+    ax.set_xlim(0, per_row)
+    ax.set_ylim(-rows + 1 - 0.1, 0.95)
+    ax.axis("off")
+    ax.set_title(title or "green: the loss counts this token · grey: ignored (-100)", fontsize=9)
+    return ax

@@ -46,3 +46,79 @@ def temperature_explorer(model, tokenizer, prompt, max_new_tokens=30, samples=3,
     box = widgets.VBox([widgets.HBox([temperature, top_k]), widgets.HBox([top_p, seed_box]), text])
     box.temperature, box.top_k, box.top_p, box.seed, box.text = temperature, top_k, top_p, seed_box, text
     return box
+
+
+def chat_widget(model, tokenizer, system=None, max_new_tokens=60, temperature=0.0, top_p=None,
+                repetition_penalty=1.0, seed=0):
+    """A chat box: type a message, press Enter (or Send), watch the reply stream in (notebook 15).
+
+    The conversation is kept and sent as history with every message; turns that no longer fit the
+    model's context are dropped, oldest first, and the status line says so. "Reset" starts over.
+    Only ipywidgets API common to versions 7 and 8 is used. Returns the widget (a VBox); its parts
+    are attributes for scripting and tests: ``.message`` (the Text box), ``.send``, ``.reset``
+    (Buttons), ``.conversation`` and ``.status`` (HTML), ``.history`` (the turns so far), and
+    ``.say(text)`` sends a message as if typed.
+    """
+    from .chat import stream_chat
+
+    start = [{"role": "system", "content": system}] if system else []
+    message = widgets.Text(placeholder="Type a message and press Enter", continuous_update=False,
+                           layout=widgets.Layout(width="60%"))
+    send, reset = widgets.Button(description="Send"), widgets.Button(description="Reset")
+    conversation, status = widgets.HTML(), widgets.HTML()
+    generator = torch.Generator().manual_seed(seed)
+    box = widgets.VBox([conversation, widgets.HBox([message, send, reset]), status])
+    box.history = list(start)
+
+    def show(pending=None, reply=""):
+        turns = box.history[len(start):] + ([{"role": "user", "content": pending}] if pending is not None else [])
+        lines = [f"<div class='chat-{t['role']}'><b>{'you' if t['role'] == 'user' else 'bot'}:</b> "
+                 f"{html.escape(t['content'])}</div>" for t in turns]
+        if pending is not None:
+            lines.append(f"<div class='chat-assistant chat-streaming'><b>bot:</b> {html.escape(reply)}&#9612;</div>")
+        conversation.value = "".join(lines) or "<i>no messages yet</i>"
+
+    def say(text):
+        text = text.strip()
+        if not text:
+            return
+        try:
+            stream = stream_chat(model, tokenizer, box.history, text, max_new_tokens, temperature, None, top_p,
+                                 repetition_penalty, generator)
+        except ValueError as error:  # a character the tokenizer cannot encode, a message too long for the context
+            status.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
+            return
+        status.value = "<i>generating...</i>"
+        for _piece in stream:
+            show(pending=text, reply=stream.text)  # each piece is drawn as it arrives
+        box.history = box.history[:len(start)] + box.history[len(start) + stream.dropped_turns:]
+        if stream.text.strip():  # an empty reply adds nothing to the history (it must alternate)
+            box.history = box.history + [{"role": "user", "content": text}, {"role": "assistant", "content": stream.text}]
+        show()
+        notes = [f"{stream.completion_tokens} tokens, {stream.finish_reason}" if stream.text.strip() else
+                 "the model ended its turn without a word: try again, or a higher temperature"]
+        if stream.dropped_turns:
+            notes.append(f"{stream.dropped_turns} oldest turns no longer fit the context and were dropped")
+        status.value = f"<i>{html.escape('; '.join(notes))}</i>"
+
+    def on_value(change):
+        if change["new"].strip():
+            message.value = ""  # cleared first: the change it fires is ignored (empty)
+            say(change["new"])
+
+    def on_send(_button):
+        if message.value.strip():
+            text, message.value = message.value, ""
+            say(text)
+
+    def on_reset(_button):
+        box.history = list(start)
+        status.value = "<i>history cleared</i>"
+        show()
+
+    message.observe(on_value, names="value")
+    send.on_click(on_send)
+    reset.on_click(on_reset)
+    show()
+    box.message, box.send, box.reset, box.conversation, box.status, box.say = message, send, reset, conversation, status, say
+    return box

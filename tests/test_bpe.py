@@ -114,3 +114,18 @@ def test_numpy_version_on_a_real_text_and_with_a_large_vocabulary():
     assert bpe.to_dict()["kind"] == "bpe"
     with pytest.raises(ValueError, match="pairs of earlier token ids"):
         BPETokenizer.from_dict({"kind": "bpe", "merges": [[300, 1]]})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aab é\nxy"), min_size=0, max_size=600))
+def test_short_and_long_encodings_agree(text):
+    """Texts up to SHORT_TEXT bytes take the earliest-merge-first loop; both paths give the same ids."""
+    from course_lib import bpe as module
+
+    tokenizer = BPETokenizer.train("aab aab é\nxy xy aaab " * 20, 300)
+    short = tokenizer._encode_short(list(text.encode("utf-8")))
+    ids = module._bytes_of(text)
+    for rank, pair in enumerate(tokenizer.merges):
+        ids = module._merge_array(ids, pair, 256 + rank) if len(ids) >= 2 else ids
+    assert short == ids.tolist()
+    assert tokenizer.encode(text) == short

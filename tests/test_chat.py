@@ -1,5 +1,6 @@
 """Chat: special tokens, the template, assistant-only targets, truncation, chat() and its stream (notebooks 14-15)."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,11 +200,11 @@ def test_select_trainable_skips_conversations_without_a_reply_or_too_long():
 def test_memory_dialogues_need_the_history_and_hold_out_unseen_pairs():
     train, held = memory_dialogues()
     assert len(train) + len(held) == len(MEMORY_NAMES) * len(MEMORY_LIKES) and len(held) > 50
+    assert not any(re.search(r"(.)\1", w.lower()) for w in MEMORY_NAMES + MEMORY_LIKES)
 
     def pair(c):
-        intro = c[0]["content"]
-        return (next(n for n in MEMORY_NAMES if f" {n}" in f" {intro}".replace("'m", " ").replace(";", " ")),
-                next(lk for lk in MEMORY_LIKES if intro.rstrip(".").endswith(lk)))
+        words = re.findall(r"[A-Za-z]+", c[0]["content"])
+        return next(w for w in words if w in MEMORY_NAMES), words[-1]
 
     train_pairs = {pair(c) for c in train}
     assert not train_pairs & {pair(c) for c in held}
