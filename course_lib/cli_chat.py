@@ -29,8 +29,10 @@ def add_chat_commands(commands, number, prog):
     f.add_argument("--data", required=True, type=Path, help="JSON lines, one {\"turns\": [...]} per line (e.g. data/dialogues.jsonl)")
     f.add_argument("--out", required=True, type=Path, help="where to write the chat checkpoint (e.g. runs/chat.pt)")
     f.add_argument("--steps", type=number(int, 0), default=FINETUNE_DEFAULTS["steps"], help="optimizer steps (default: 150)")
-    f.add_argument("--lr", type=number(float, 0, low_open=True), default=FINETUNE_DEFAULTS["lr"], help="AdamW learning rate (default: 3e-3)")
-    f.add_argument("--batch-size", type=number(int, 1), default=FINETUNE_DEFAULTS["batch_size"], help="conversations per step (default: 32)")
+    f.add_argument("--lr", type=number(float, 0, low_open=True), default=FINETUNE_DEFAULTS["lr"],
+                   help="AdamW learning rate (default: 3e-3)")
+    f.add_argument("--batch-size", type=number(int, 1), default=FINETUNE_DEFAULTS["batch_size"],
+                   help="conversations per step (default: 32)")
     f.add_argument("--val-fraction", type=number(float, 0, 0.5, low_open=True), default=FINETUNE_DEFAULTS["val_fraction"],
                    help="conversations held out to measure the replies' perplexity (default: 0.1)")
     f.add_argument("--loss-on", choices=LOSS_ON, default="assistant",

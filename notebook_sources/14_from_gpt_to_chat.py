@@ -15,7 +15,7 @@
 # with the ignore index, and the truncation that keeps the newest turns; the library's versions
 # are in `course_lib.chat`. Section 5 measures what each of the three choices is worth.
 #
-# On a CPU the notebook trains small models for about 40 seconds in all. On a GPU it picks larger
+# On a CPU the notebook trains small models for about 35 seconds in all. On a GPU it picks larger
 # ones by itself (section 4).
 
 # %%
@@ -31,7 +31,7 @@ import torch
 import course_lib
 from course_lib import checks
 from course_lib.bpe import BPETokenizer
-from course_lib.chat import (ASSISTANT, END, IGNORE_INDEX, USER, chat, chat_tokenizer, dialogue_batch, encode_turns,
+from course_lib.chat import (END, IGNORE_INDEX, chat, chat_tokenizer, dialogue_batch, encode_turns,
                              render, select_trainable)
 from course_lib.data import data_path
 from course_lib.dialogue import memory_dialogues, read_cornell, read_dialogues
@@ -202,6 +202,7 @@ _ids, _learned = encode_turns(tokenizer, example)
 token_strip([tokenizer.decode([i], skip_special=False) for i in _ids], _learned, per_row=20)
 plt.show()
 
+
 # %% [markdown]
 # **Exercise 2 (implement, 2 points).** A language model's targets are its inputs shifted by one:
 # position $t$ reads `ids[t]` and must predict `ids[t + 1]`. Write `shift_and_mask(ids, learned)`
@@ -254,7 +255,8 @@ _x, _y = dialogue_batch(tokenizer, [example, example[:2]], 64)
 _logits, _loss = _model(_x, _y)
 _reference = torch.nn.functional.cross_entropy(_logits[_y != -100], _y[_y != -100])
 checks.expect_close(_loss.detach(), _reference.detach(), "the model's loss against cross_entropy on the learned positions", atol=1e-6)
-print(f"loss {_loss.item():.4f} = cross-entropy over the {int((_y != -100).sum())} learned of {_y.numel()} positions")
+print(f"loss {_loss.item():.2f} = cross-entropy over the {int((_y != -100).sum())} learned of {_y.numel()} positions")
+
 
 # %% [markdown]
 # **Exercise 3 (implement, 2 points).** A model reads at most `context_length` tokens, and a
@@ -329,7 +331,7 @@ for _ in range(20):
 # (`grow_vocabulary`: the old rows are copied, the new ones start near the average row), and
 # train on the dialogues with the assistant-only loss.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 if on_gpu:  # larger: a context of 256 tokens, 6 blocks of 384 (about 11 M parameters), bf16
     base_config = GPTConfig(vocab_size=len(bpe), context_length=256, d_model=384, n_heads=6, n_layers=6, d_ff=1536,
                             dropout=0.1, positions="learned", scale_embeddings=False)
@@ -380,7 +382,7 @@ print(f"reply perplexity on held-out conversations: {before:.1f} before, {after:
 save_checkpoint(Path("runs") / "chat.pt", chat_model, tokenizer)
 
 # %% [markdown]
-# Measured on the 2-core AMD EPYC this notebook was stored on: about 480 before, 9 after. The
+# Measured on the 2-core AMD EPYC this notebook was stored on: 148 before, 4.3 after. The
 # threshold below is what CI checks.
 
 # %%
@@ -448,29 +450,35 @@ def exact(model, conversations, with_history=True):
     return right / len(conversations)
 
 
-evaluated = memory_held_out[:150]
-results = {}
-for loss_on in ("assistant", "all"):
+def fine_tune(loss_on):
     course_lib.seed_everything(0)  # the same start for both
     model = GPT(memory_config).to(device)
-    _started = time.perf_counter()
+    started = time.perf_counter()
     train(model, dialogue_batch(tokenizer, memory_train, memory_config.context_length, loss_on=loss_on), memory_steps,
           lr=3e-3, batch_size=32, progress=False)
-    results[loss_on] = (model, time.perf_counter() - _started)
-course_model = results["assistant"][0]
+    return model, time.perf_counter() - started
+
+
+course_model, course_seconds = fine_tune("assistant")
+
+# %%
+every_token_model, every_token_seconds = fine_tune("all")
+
+# %%
+evaluated = memory_held_out[:150]
 rows = [("the course: assistant-only loss, with history", exact(course_model, evaluated)),
-        ("the seed's loss: every token, with history", exact(results["all"][0], evaluated)),
+        ("the seed's loss: every token, with history", exact(every_token_model, evaluated)),
         ("the seed's chat: assistant-only loss, no history", exact(course_model, evaluated, with_history=False))]
 
 # %% tags=["nbval-ignore-output"]
 for name, score in rows:
     print(f"{name:<52} {score:6.1%} exact")
-print(f"({memory_steps} steps each: {results['assistant'][1]:.0f} s and {results['all'][1]:.0f} s)")
+print(f"({memory_steps} steps each: {course_seconds:.0f} s and {every_token_seconds:.0f} s)")
 
 # %% [markdown]
-# Measured on the 2-core AMD EPYC this notebook was stored on: 98 % with the history and the
+# Measured on the 2-core AMD EPYC this notebook was stored on: 98.7 % with the history and the
 # assistant-only loss, 0 % without the history (the model guesses a name or a like it has seen).
-# The every-token loss does nearly as well on this task: the user's turns here are short and
+# The every-token loss does nearly as well on this task (94.7 %): the user's turns here are short and
 # formulaic, so learning them costs the model little. What it costs shows in section 6 of notebook
 # 13: on real dialogue, 45 % of the seed's loss is spent teaching the model to write the *user's*
 # lines. The asserted threshold (what CI checks):
@@ -481,7 +489,7 @@ print("at least 90% exact with the history, at most 10% without it: yes")
 save_checkpoint(Path("runs") / "memory_chat.pt", course_model, tokenizer)
 
 # %% [markdown]
-# ## What you built
+# ## Summary
 #
 # | piece | yours | the library's |
 # |---|---|---|
@@ -489,6 +497,14 @@ save_checkpoint(Path("runs") / "memory_chat.pt", course_model, tokenizer)
 # | shifted targets with -100 | `shift_and_mask` | `course_lib.chat.encode_dialogue` |
 # | truncation, newest kept | `keep_newest` | `course_lib.chat.fit_turns` |
 #
-# plus, from the library: special tokens on any tokenizer (`SpecialTokens`), `grow_vocabulary`,
-# `dialogue_batch`, `select_trainable`, `memory_dialogues`, `read_dialogues`, `read_cornell`, and
-# `python -m course_lib finetune`. Notebook 15 talks to the models saved in `runs/`.
+# - A chat model is a language model reading conversations in a template: role markers and an
+#   end-of-turn token, special tokens added after the base vocabulary, which no typed text can forge.
+# - Fine-tuning counts the assistant's tokens only (targets -100 elsewhere), and the `<|end|>`
+#   that closes each reply, so the model learns when to stop.
+# - A conversation too long for the context loses its oldest exchanges, never the newest message.
+# - Measured: with the history, 98.7 % exact answers on conversations never seen; without it, 0 %.
+#
+# Also in the library: `SpecialTokens`, `grow_vocabulary`, `dialogue_batch`, `select_trainable`,
+# `memory_dialogues`, `read_dialogues`, `read_cornell`, and `python -m course_lib finetune`.
+#
+# **Next:** notebook 15 talks to the models saved in `runs/`.

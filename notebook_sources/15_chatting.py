@@ -7,20 +7,22 @@
 # prompt, is what comes back. Then: sampling settings for chat (top-p, a repetition penalty),
 # streaming, what happens when the conversation outgrows the context, and a chat box.
 #
-# **You will build** the repetition penalty; the library's versions are
-# `course_lib.sampling.apply_repetition_penalty` and `course_lib.chat.chat` / `stream_chat`.
+# **You will build** the prompt a reply is generated from, the rule that ends a turn, and the
+# repetition penalty; the library's versions are in `course_lib.chat.stream_chat` and
+# `course_lib.sampling.apply_repetition_penalty`.
 #
 # The model is the one notebook 14 saved in `runs/memory_chat.pt` (it remembers what you tell it);
 # without that file this notebook trains the same model, about 15 seconds on a CPU.
 
 # %%
+import random
 from pathlib import Path
 
 import torch
 
 import course_lib
 from course_lib import checks
-from course_lib.chat import ASSISTANT, chat, chat_tokenizer, dialogue_batch, encode_turns, render, stream_chat
+from course_lib.chat import ASSISTANT, END, USER, chat, chat_tokenizer, dialogue_batch, encode_turns, render, stream_chat
 from course_lib.dialogue import memory_dialogues
 from course_lib.sampling import generate
 from course_lib.training import load_checkpoint
@@ -70,6 +72,59 @@ checks.expect_equal(reply, "You love opera.", "the last reply")
 # %%
 print(render(history[:-1]) + ASSISTANT)
 
+
+# %% [markdown]
+# **Exercise 4 (implement, 2 points).** Write `prompt_for(tokenizer, history, message)`: the token
+# ids the model reads to write its reply to `message` after `history` (a list of turns, possibly
+# empty): the template of the history followed by the user's `message` as a turn
+# (`encode_turns(tokenizer, turns)[0]` gives a conversation's template ids), then the
+# `<|assistant|>` marker, which asks for the assistant's turn.
+
+# %% solution="ex15_prompt"
+def prompt_for(tokenizer, history, message):
+    ### BEGIN SOLUTION
+    turns = history + [{"role": "user", "content": message}]
+    return encode_turns(tokenizer, turns)[0] + [tokenizer.id_of(ASSISTANT)]
+    ### END SOLUTION
+
+
+# %% tests="ex15_prompt_tests" points=2
+_history = [{"role": "user", "content": "Hi! I'm Nora."}, {"role": "assistant", "content": "Hello, Nora!"}]
+_message = "What is my name?"
+_full = _history + [{"role": "user", "content": _message}]
+_want = encode_turns(tokenizer, _full)[0] + [tokenizer.id_of(ASSISTANT)]
+_got = prompt_for(tokenizer, _history, _message)
+assert isinstance(_got, list), f"prompt_for should return a list of token ids, got {type(_got).__name__}"
+for _hint, _wrong in {
+    "the history is missing: the seed's chat never passes it, and the model cannot know the name":
+        encode_turns(tokenizer, _full[-1:])[0] + [tokenizer.id_of(ASSISTANT)],
+    "the prompt must end with the <|assistant|> marker, or the model goes on writing the user's turn":
+        encode_turns(tokenizer, _full)[0],
+    "the <|assistant|> marker opens the reply: no <|end|> after it (that would end the reply before it starts)":
+        encode_turns(tokenizer, _full)[0] + [tokenizer.id_of(ASSISTANT), tokenizer.id_of(END)],
+    "the message must be a turn of its own: marker, text, <|end|>":
+        encode_turns(tokenizer, _history)[0] + tokenizer.encode(_message) + [tokenizer.id_of(ASSISTANT)],
+}.items():
+    assert _got != _wrong, _hint
+checks.expect_equal(_got, _want, "prompt_for(tokenizer, history, 'What is my name?')")
+checks.expect_equal(prompt_for(tokenizer, [], "Hi"), encode_turns(tokenizer, [{"role": "user", "content": "Hi"}])[0]
+                    + [tokenizer.id_of(ASSISTANT)], "prompt_for with an empty history")
+checks.expect_equal(_history, [{"role": "user", "content": "Hi! I'm Nora."}, {"role": "assistant", "content": "Hello, Nora!"}],
+                    "the history after prompt_for (it must not change the caller's list)")
+### BEGIN HIDDEN TESTS
+_g = random.Random(int(torch.randint(0, 10**6, (1,), generator=checks.grading_generator("ex15_prompt"))))
+for _ in range(5):
+    _n = _g.randint(0, 3)
+    _h = ([{"role": "system", "content": "Be kind."}] if _g.random() < 0.5 else []) + [
+        {"role": "user" if k % 2 == 0 else "assistant", "content": _g.choice(["Hi.", "Yes!", "What now?", "I am Rex."])}
+        for k in range(2 * _n)]
+    _m = _g.choice(["Who am I?", "Tell me a joke.", "ok"])
+    _before = [dict(t) for t in _h]
+    checks.expect_equal(prompt_for(tokenizer, _h, _m), encode_turns(tokenizer, _h + [{"role": "user", "content": _m}])[0]
+                        + [tokenizer.id_of(ASSISTANT)], f"prompt_for after {len(_h)} turns")
+    checks.expect_equal(_h, _before, "the history after prompt_for")
+### END HIDDEN TESTS
+
 # %% [markdown]
 # ## 2. Where a reply ends
 #
@@ -78,11 +133,53 @@ print(render(history[:-1]) + ASSISTANT)
 # loss ignored it), so the model writes noise there. Stopping at `<|end|>`, and at any other
 # marker, is what makes the model take one turn and no more.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 prompt = encode_turns(tokenizer, history[:-1])[0] + [tokenizer.id_of(ASSISTANT)]
 raw = generate(model, torch.tensor(prompt), 30, temperature=0)[len(prompt):]
 print("generate():", tokenizer.decode(raw.tolist(), skip_special=False))
 print("chat():    ", chat(model, tokenizer, history[:-2], history[-2]["content"], temperature=0))
+
+
+# %% [markdown]
+# **Exercise 5 (implement, 2 points).** Write `take_turn(generated, first_special)`: `generated` is
+# the list of token ids a model wrote after the prompt, and every id `>= first_special` is a special
+# token (`<|end|>` or a role marker; `tokenizer.first_special` here). Return `(reply, reason)`:
+# `reply` the ids *before* the first special token, and `reason` `"stop"`; or, when there is no
+# special token, all of `generated` and `"length"` (the model was cut off by the token limit).
+
+# %% solution="ex15_turn"
+def take_turn(generated, first_special):
+    ### BEGIN SOLUTION
+    for position, token in enumerate(generated):
+        if token >= first_special:
+            return generated[:position], "stop"
+    return list(generated), "length"
+    ### END SOLUTION
+
+
+# %% tests="ex15_turn_tests" points=2
+_end, _user, _first = tokenizer.id_of(END), tokenizer.id_of(USER), tokenizer.first_special
+_words = tokenizer.encode("You are Nora.")
+_got = take_turn(_words + [_end] + tokenizer.encode("cks.") + [_end], _first)
+assert isinstance(_got, tuple) and len(_got) == 2, f"take_turn should return a pair (reply, reason), got {_got!r:.80}"
+assert _got[0] != _words + [_end], "the <|end|> token is not part of the reply: stop before it"
+assert _got[0] != _words + [_end] + tokenizer.encode("cks.") + [_end], "the reply ends at the first <|end|>, not the last"
+checks.expect_equal(_got, (_words, "stop"), "take_turn of 'You are Nora.<|end|>cks.<|end|>'")
+assert take_turn(_words + [_user] + _words, _first)[0] != _words + [_user] + _words, (
+    "<|user|> is a special token too: a model that starts the user's turn has ended its own")
+checks.expect_equal(take_turn(_words + [_user] + _words, _first), (_words, "stop"), "take_turn with a <|user|> marker")
+checks.expect_equal(take_turn(_words, _first), (_words, "length"), "take_turn with no special token")
+checks.expect_equal(take_turn([_end], _first), ([], "stop"), "take_turn of an immediate <|end|>")
+checks.expect_equal(take_turn(_words + [_first], _first), (_words, "stop"),
+                    "take_turn with id first_special itself (<|system|>, the first special token)")
+### BEGIN HIDDEN TESTS
+_g = random.Random(int(torch.randint(0, 10**6, (1,), generator=checks.grading_generator("ex15_turn"))))
+for _ in range(20):
+    _ids = [_g.randrange(len(tokenizer)) if _g.random() < 0.15 else _g.randrange(_first) for _ in range(_g.randint(0, 12))]
+    _cut = next((k for k, t in enumerate(_ids) if t >= _first), None)
+    _want = (_ids, "length") if _cut is None else (_ids[:_cut], "stop")
+    checks.expect_equal(tuple(take_turn(_ids, _first)), _want, f"take_turn({_ids}, {_first})")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 3. Sampling a reply
@@ -91,10 +188,13 @@ print("chat():    ", chat(model, tokenizer, history[:-2], history[-2]["content"]
 # 0.7 and **top-p** (nucleus) 0.9 (notebook 08): varied wording, and the long tail of unlikely
 # tokens cut off. On a question with one right answer a well-trained model stays right:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 generator = torch.Generator().manual_seed(0)
-for _ in range(3):
-    print(chat(model, tokenizer, history[:-2], "What do I love?", temperature=0.7, top_p=0.9, generator=generator))
+samples = [chat(model, tokenizer, history[:-2], "What do I love?", temperature=0.7, top_p=0.9, generator=generator)
+           for _ in range(3)]
+print("\n".join(samples))
+assert samples.count("You love opera.") >= 2, samples
+
 
 # %% [markdown]
 # Small models fall into loops ("jazzzzzz", "the the the"). A **repetition penalty** (Keskar et
@@ -102,7 +202,7 @@ for _ in range(3):
 # divided by the penalty $\theta > 1$ when positive, and multiplied by it when negative. Dividing a
 # negative logit would move it *toward* zero, making the token *more* likely.
 #
-# **Exercise 4 (implement, 2 points).** Write `penalize(logits, seen, penalty)`: `logits` a 1-D
+# **Exercise 6 (implement, 2 points).** Write `penalize(logits, seen, penalty)`: `logits` a 1-D
 # float tensor over the vocabulary, `seen` a list of token ids (repeats possible), `penalty` a number
 # $\geq 1$. Return a new tensor: for every token id in `seen`, its logit divided by `penalty` if it
 # is positive, multiplied by `penalty` otherwise; every other logit unchanged. A token seen twice is
@@ -176,7 +276,7 @@ print(f"\nfinish_reason={stream.finish_reason!r}, prompt_tokens={stream.prompt_t
 # The model then no longer knows what was said in them: after a few more exchanges it has
 # forgotten the user's name.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 long_history = []
 for message in ["I am Rex and I like kites.", "How are you?", "Do you sleep?", "Is it late?", "What is my name?"]:
     stream = stream_chat(model, tokenizer, long_history, message, max_new_tokens=20, temperature=0)
@@ -184,6 +284,7 @@ for message in ["I am Rex and I like kites.", "How are you?", "Do you sleep?", "
     print(f"you: {message:<28} bot: {reply:<22} (prompt {stream.prompt_tokens} tokens, "
           f"{stream.dropped_turns} old turns dropped)")
     long_history += [{"role": "user", "content": message}, {"role": "assistant", "content": reply}]
+assert stream.dropped_turns >= 2 and "Rex" not in reply, "the introduction no longer fits, so the name is gone"
 
 # %% [markdown]
 # This is the context window at work, and why real chat models read 8,000 to 1,000,000 tokens.
@@ -208,11 +309,12 @@ box
 # %% [markdown]
 # The box is an ordinary object too; `say` sends a message as if typed:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 for _message in ["Hi! I'm Lars. I love tango.", "Do you sleep?", "What do I love?"]:
     box.say(_message)
 for _turn in box.history:
     print(f"{_turn['role']:>9}: {_turn['content']}")
+assert box.history[-1]["content"] == "You love tango.", box.history
 
 # %% [markdown]
 # And from a terminal, with `/reset` and `/exit`:
@@ -221,8 +323,15 @@ for _turn in box.history:
 # python -m course_lib chat --checkpoint notebooks/runs/memory_chat.pt --temperature 0
 # ```
 #
-# ## What you built
+# ## Summary
 #
-# `penalize`, the repetition penalty (the library's `apply_repetition_penalty`), and you used
-# `chat`, `stream_chat` (its pieces, `finish_reason` and token counts), the history's truncation,
-# and `chat_widget`.
+# - A reply is generated from the conversation in the template plus `<|assistant|>` (your
+#   `prompt_for`), and ends at the first special token (your `take_turn`): the reply, never the prompt.
+# - Chat sampling: a temperature near 0.7 with top-p 0.9; a repetition penalty (your `penalize`,
+#   the library's `apply_repetition_penalty`) divides positive logits and multiplies negative ones.
+# - `stream_chat` yields the reply piece by piece and reports `finish_reason` and token counts.
+# - When the conversation outgrows the context, the oldest exchanges go, and with them what the
+#   model knew from them.
+# - `chat_widget` and `python -m course_lib chat` keep the history for you.
+#
+# **Next:** serving this model over HTTP, to a browser and to the tools that speak OpenAI's API.

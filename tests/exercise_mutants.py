@@ -466,4 +466,170 @@ MUTANTS = {
             "dataclasses.replace": "import dataclasses\n\ndef fixed_gpt2_config(hf):\n    return dataclasses.replace(buggy_gpt2_config(hf), activation='gelu_tanh')",
         },
     },
+
+    # ---------------------------------------------------------------- 14 from GPT to chat
+    "ex14_mask": {
+        "wrong": {
+            "user tokens learned": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                   "        body = tokenizer.encode(t['content']) + [tokenizer.id_of(END)]\n"
+                                   "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n        learned += [False] + [True] * len(body)\n"
+                                   "    return ids, learned",
+            "end of turn not learned": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                       "        text = tokenizer.encode(t['content'])\n        a = t['role'] == 'assistant'\n"
+                                       "        ids += [tokenizer.id_of(MARKERS[t['role']])] + text + [tokenizer.id_of(END)]\n"
+                                       "        learned += [False] + [a] * len(text) + [False]\n    return ids, learned",
+            "marker learned": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                              "        body = tokenizer.encode(t['content']) + [tokenizer.id_of(END)]\n        a = t['role'] == 'assistant'\n"
+                              "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n        learned += [a] + [a] * len(body)\n"
+                              "    return ids, learned",
+            "no end-of-turn token": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                    "        body = tokenizer.encode(t['content'])\n"
+                                    "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n"
+                                    "        learned += [False] + [t['role'] == 'assistant'] * len(body)\n    return ids, learned",
+            "the user's turn learned instead": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                               "        body = tokenizer.encode(t['content']) + [tokenizer.id_of(END)]\n"
+                                               "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n"
+                                               "        learned += [False] + [t['role'] == 'user'] * len(body)\n    return ids, learned",
+            "system turn learned": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                   "        body = tokenizer.encode(t['content']) + [tokenizer.id_of(END)]\n"
+                                   "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n"
+                                   "        learned += [False] + [t['role'] != 'user'] * len(body)\n    return ids, learned",
+            "system turn skipped": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                                   "        if t['role'] == 'system':\n            continue\n"
+                                   "        body = tokenizer.encode(t['content']) + [tokenizer.id_of(END)]\n"
+                                   "        ids += [tokenizer.id_of(MARKERS[t['role']])] + body\n"
+                                   "        learned += [False] + [t['role'] == 'assistant'] * len(body)\n    return ids, learned",
+        },
+        "right": {
+            "the library": "def template_with_mask(tokenizer, turns):\n    return encode_turns(tokenizer, turns)",
+            "token by token": "def template_with_mask(tokenizer, turns):\n    ids, learned = [], []\n    for t in turns:\n"
+                              "        ids.append(tokenizer.id_of(MARKERS[t['role']]))\n        learned.append(False)\n"
+                              "        for i in tokenizer.encode(t['content']) + [tokenizer.id_of(END)]:\n"
+                              "            ids.append(i)\n            learned.append(t['role'] == 'assistant')\n    return ids, learned",
+        },
+    },
+    "ex14_shift": {
+        "wrong": {
+            "not shifted": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids[:-1])\n"
+                           "    y = torch.tensor([i if k else -100 for i, k in zip(ids[:-1], learned[:-1])])\n    return x, y",
+            "off by one (learned[:-1])": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids[:-1])\n"
+                                         "    y = torch.tensor([i if k else -100 for i, k in zip(ids[1:], learned[:-1])])\n    return x, y",
+            "ignored as 0": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids[:-1])\n"
+                            "    y = torch.tensor([i if k else 0 for i, k in zip(ids[1:], learned[1:])])\n    return x, y",
+            "no mask": "def shift_and_mask(ids, learned):\n    return torch.tensor(ids[:-1]), torch.tensor(ids[1:])",
+            "inputs not cut": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids)\n"
+                              "    y = torch.tensor([i if k else -100 for i, k in zip(ids[1:], learned[1:])] + [-100])\n    return x, y",
+            "mask inverted": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids[:-1])\n"
+                             "    y = torch.tensor([-100 if k else i for i, k in zip(ids[1:], learned[1:])])\n    return x, y",
+            "float targets": "def shift_and_mask(ids, learned):\n    x = torch.tensor(ids[:-1])\n"
+                             "    y = torch.tensor([float(i) if k else -100.0 for i, k in zip(ids[1:], learned[1:])])\n    return x, y",
+        },
+        "right": {
+            "torch.where": "def shift_and_mask(ids, learned):\n    t, k = torch.tensor(ids), torch.tensor(learned)\n"
+                           "    return t[:-1], torch.where(k[1:], t[1:], IGNORE_INDEX)",
+            "masked_fill": "def shift_and_mask(ids, learned):\n    t = torch.tensor(ids, dtype=torch.long)\n"
+                           "    y = t[1:].clone().masked_fill(~torch.tensor(learned[1:], dtype=torch.bool), -100)\n    return t[:-1], y",
+        },
+    },
+    "ex14_truncate": {
+        "wrong": {
+            "cuts the newest": "def keep_newest(turns, budget, size):\n    kept = list(turns)\n"
+                               "    while sum(size(t) for t in kept) > budget and len(kept) > 1:\n        kept = kept[:-2] if len(kept) > 2 else kept[:1]\n"
+                               "    if sum(size(t) for t in kept) > budget:\n        raise ValueError('too long')\n    return kept",
+            "one turn at a time": "def keep_newest(turns, budget, size):\n    start = 0\n"
+                                  "    while sum(size(t) for t in turns[start:]) > budget and start < len(turns) - 1:\n        start += 1\n"
+                                  "    if sum(size(t) for t in turns[start:]) > budget:\n        raise ValueError('too long')\n    return turns[start:]",
+            "no error, empty": "def keep_newest(turns, budget, size):\n    start = 0\n"
+                               "    while start < len(turns) and sum(size(t) for t in turns[start:]) > budget:\n        start += 2\n"
+                               "    return turns[start:]",
+            "cuts the last user turn": "def keep_newest(turns, budget, size):\n    start = 0\n"
+                                       "    while sum(size(t) for t in turns[start:]) > budget and start + 2 < len(turns):\n        start += 2\n"
+                                       "    return [t for t in turns[start:] if size(t) <= budget] or turns[-1:]",
+            "drops one exchange at most": "def keep_newest(turns, budget, size):\n"
+                                          "    if sum(size(t) for t in turns) <= budget:\n        return turns\n"
+                                          "    if sum(size(t) for t in turns[2:]) > budget or len(turns) < 3:\n        raise ValueError('too long')\n    return turns[2:]",
+            "counts turns, not tokens": "def keep_newest(turns, budget, size):\n    start = 0\n"
+                                        "    while len(turns) - start > budget and start + 2 < len(turns):\n        start += 2\n    return turns[start:]",
+            "budget off by one": "def keep_newest(turns, budget, size):\n    last = max(i for i, t in enumerate(turns) if t['role'] == 'user')\n    start = 0\n"
+                                 "    while sum(size(t) for t in turns[start:]) >= budget and start + 2 <= last:\n        start += 2\n"
+                                 "    if sum(size(t) for t in turns[start:]) > budget:\n        raise ValueError('too long')\n    return turns[start:]",
+        },
+        "right": {
+            "the library's fit_turns": "def keep_newest(turns, budget, size):\n    start, last = 0, max(i for i, t in enumerate(turns) if t['role'] == 'user')\n"
+                                       "    total = lambda s: sum(map(size, turns[s:]))\n"
+                                       "    for s in range(0, last + 1, 2):\n        if total(s) <= budget:\n            return turns[s:]\n"
+                                       "    raise ValueError(f'needs {total(last - last % 2)} > {budget}')",
+        },
+    },
+    # ---------------------------------------------------------------- 15 chatting
+    "ex15_penalty": {
+        "wrong": {
+            "divides negatives": "def penalize(logits, seen, penalty):\n    out = logits.clone()\n"
+                                 "    ids = torch.tensor(sorted(set(seen)), dtype=torch.long)\n    out[ids] = out[ids] / penalty\n    return out",
+            "twice for repeats": "def penalize(logits, seen, penalty):\n    out = logits.clone()\n    for i in seen:\n"
+                                 "        out[i] = out[i] / penalty if out[i] > 0 else out[i] * penalty\n    return out",
+            "every token": "def penalize(logits, seen, penalty):\n    return torch.where(logits > 0, logits / penalty, logits * penalty)",
+            "multiplies positives": "def penalize(logits, seen, penalty):\n    out = logits.clone()\n"
+                                    "    ids = torch.tensor(sorted(set(seen)), dtype=torch.long)\n"
+                                    "    out[ids] = torch.where(out[ids] > 0, out[ids] * penalty, out[ids] / penalty)\n    return out",
+            "changes the input": "def penalize(logits, seen, penalty):\n    ids = torch.tensor(sorted(set(seen)), dtype=torch.long)\n"
+                                 "    logits[ids] = torch.where(logits[ids] > 0, logits[ids] / penalty, logits[ids] * penalty)\n    return logits",
+            "subtracts": "def penalize(logits, seen, penalty):\n    out = logits.clone()\n"
+                         "    ids = torch.tensor(sorted(set(seen)), dtype=torch.long)\n    out[ids] = out[ids] - penalty\n    return out",
+            "penalises the unseen": "def penalize(logits, seen, penalty):\n    keep = torch.zeros_like(logits, dtype=torch.bool)\n    keep[list(seen)] = True\n"
+                                    "    return torch.where(keep, logits, torch.where(logits > 0, logits / penalty, logits * penalty))",
+        },
+        "right": {
+            "the library": "from course_lib.sampling import apply_repetition_penalty\n\n\ndef penalize(logits, seen, penalty):\n"
+                           "    return apply_repetition_penalty(logits, seen, penalty)",
+            "a mask": "def penalize(logits, seen, penalty):\n    mask = torch.zeros(logits.shape[-1], dtype=torch.bool)\n    mask[list(seen)] = True\n"
+                      "    return torch.where(mask & (logits > 0), logits / penalty, torch.where(mask, logits * penalty, logits))",
+        },
+    },
+    "ex15_prompt": {
+        "wrong": {
+            "no history": "def prompt_for(tokenizer, history, message):\n"
+                          "    return encode_turns(tokenizer, [{'role': 'user', 'content': message}])[0] + [tokenizer.id_of(ASSISTANT)]",
+            "no assistant marker": "def prompt_for(tokenizer, history, message):\n"
+                                   "    return encode_turns(tokenizer, history + [{'role': 'user', 'content': message}])[0]",
+            "end after the marker": "def prompt_for(tokenizer, history, message):\n"
+                                    "    ids = encode_turns(tokenizer, history + [{'role': 'user', 'content': message}])[0]\n"
+                                    "    return ids + [tokenizer.id_of(ASSISTANT), tokenizer.id_of(END)]",
+            "message as bare text": "def prompt_for(tokenizer, history, message):\n"
+                                    "    ids = encode_turns(tokenizer, history)[0] if history else []\n"
+                                    "    return ids + tokenizer.encode(message) + [tokenizer.id_of(ASSISTANT)]",
+            "changes the history": "def prompt_for(tokenizer, history, message):\n    history.append({'role': 'user', 'content': message})\n"
+                                   "    return encode_turns(tokenizer, history)[0] + [tokenizer.id_of(ASSISTANT)]",
+            "message as the assistant's": "def prompt_for(tokenizer, history, message):\n"
+                                          "    ids = encode_turns(tokenizer, history)[0] if history else []\n"
+                                          "    return ids + [tokenizer.id_of(USER)] + tokenizer.encode(message) + [tokenizer.id_of(ASSISTANT)]",
+            "system turn dropped": "def prompt_for(tokenizer, history, message):\n    h = [t for t in history if t['role'] != 'system']\n"
+                                   "    return encode_turns(tokenizer, h + [{'role': 'user', 'content': message}])[0] + [tokenizer.id_of(ASSISTANT)]",
+        },
+        "right": {
+            "the library's way": "def prompt_for(tokenizer, history, message):\n    turns = [*history, {'role': 'user', 'content': message}]\n"
+                                 "    ids, _ = encode_turns(tokenizer, turns)\n    return ids + [tokenizer.id_of('<|assistant|>')]",
+        },
+    },
+    "ex15_turn": {
+        "wrong": {
+            "keeps the end": "def take_turn(generated, first_special):\n    for k, t in enumerate(generated):\n"
+                             "        if t >= first_special:\n            return generated[:k + 1], 'stop'\n    return list(generated), 'length'",
+            "only <|end|>": "def take_turn(generated, first_special):\n    end = first_special + 3\n    for k, t in enumerate(generated):\n"
+                            "        if t == end:\n            return generated[:k], 'stop'\n    return list(generated), 'length'",
+            "last special": "def take_turn(generated, first_special):\n    cut = [k for k, t in enumerate(generated) if t >= first_special]\n"
+                            "    return (generated[:cut[-1]], 'stop') if cut else (list(generated), 'length')",
+            "reasons swapped": "def take_turn(generated, first_special):\n    for k, t in enumerate(generated):\n"
+                               "        if t >= first_special:\n            return generated[:k], 'length'\n    return list(generated), 'stop'",
+            "drops specials, keeps going": "def take_turn(generated, first_special):\n    kept = [t for t in generated if t < first_special]\n"
+                                           "    return kept, 'stop' if len(kept) < len(generated) else 'length'",
+            "off by one (> first_special)": "def take_turn(generated, first_special):\n    for k, t in enumerate(generated):\n"
+                                            "        if t > first_special:\n            return generated[:k], 'stop'\n    return list(generated), 'length'",
+        },
+        "right": {
+            "next()": "def take_turn(generated, first_special):\n"
+                      "    k = next((k for k, t in enumerate(generated) if t >= first_special), None)\n"
+                      "    return (list(generated), 'length') if k is None else (generated[:k], 'stop')",
+        },
+    },
 }

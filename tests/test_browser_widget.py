@@ -1,4 +1,4 @@
-"""A real browser moves the temperature slider of notebook 08 in JupyterLab and sees new text.
+"""A real browser moves the temperature slider of notebook 08 in JupyterLab and sees new text, and chats in notebook 15's box.
 
 Starts JupyterLab on localhost with a token, drives Debian's Chromium headless through Playwright
 (``executable_path`` set: nothing downloads a browser), runs notebook 08 top to bottom, moves the
@@ -22,6 +22,7 @@ from _requirements import require
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "08_sampling.ipynb"
+CHAT_NOTEBOOK = "15_chatting.ipynb"
 pytestmark = pytest.mark.browser
 
 
@@ -42,7 +43,12 @@ def free_port():
 def jupyterlab(tmp_path_factory):
     require(module="playwright", executable="chromium", why="the browser test: pip install playwright; apt-get install chromium")
     home = tmp_path_factory.mktemp("lab")
-    shutil.copy(ROOT / "notebooks" / NOTEBOOK, home / NOTEBOOK)  # autosave must not touch the stored one
+    for name in (NOTEBOOK, CHAT_NOTEBOOK):
+        shutil.copy(ROOT / "notebooks" / name, home / name)  # autosave must not touch the stored one
+    trained = ROOT / "notebooks" / "runs" / "memory_chat.pt"  # notebook 14's model; without it notebook 15 trains one
+    if trained.is_file():
+        (home / "runs").mkdir()
+        shutil.copy(trained, home / "runs" / trained.name)
     settings = home / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # render every cell (JupyterLab 4 otherwise keeps off-screen cells out of the page)
@@ -76,6 +82,25 @@ def jupyterlab(tmp_path_factory):
         server.kill()
 
 
+def run_all(page, base, token, notebook):
+    """Open ``notebook`` in JupyterLab, run every cell, wait until done; fail if a cell shows an error."""
+    page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}", timeout=120_000)  # reset: no tab of an earlier test
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.click(".jp-Notebook")  # focus the notebook so that the menu acts on it
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    # done when no prompt shows [*] and the last code cell has an execution count
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+            return prompts.length > 0 && !prompts.some(t => t.includes('*')) && /\\d/.test(prompts[prompts.length - 1]);
+        }""", timeout=300_000)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert errors.count() == 0, "a cell shows an error:\n" + "\n".join(errors.all_inner_texts())[:3000]
+    return errors
+
+
 def test_temperature_slider_changes_the_text(jupyterlab):
     from playwright.sync_api import sync_playwright
 
@@ -84,20 +109,7 @@ def test_temperature_slider_changes_the_text(jupyterlab):
         browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.click(".jp-Notebook")  # focus the notebook so that the menu acts on it
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            # done when no prompt shows [*] and the last code cell has an execution count
-            page.wait_for_function(
-                """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
-                    return prompts.length > 0 && !prompts.some(t => t.includes('*')) && /\\d/.test(prompts[prompts.length - 1]);
-                }""", timeout=300_000)
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-            assert errors.count() == 0, "a cell shows an error:\n" + "\n".join(errors.all_inner_texts())[:3000]
+            errors = run_all(page, base, token, NOTEBOOK)
 
             widget = page.locator(".jp-OutputArea-output .widget-vbox").first
             widget.wait_for(timeout=60_000)
@@ -118,5 +130,38 @@ def test_temperature_slider_changes_the_text(jupyterlab):
             assert shot.stat().st_size > 5_000
             if os.environ.get("UPDATE_SCREENSHOT"):
                 shutil.copy(shot, ROOT / "docs" / "temperature_widget.png")
+        finally:
+            browser.close()
+
+
+def test_chat_box_answers_from_the_history(jupyterlab):
+    """Notebook 15's chat box: type, press Enter, the reply streams in; the third answer needs the first message."""
+    from playwright.sync_api import sync_playwright
+
+    base, token, home = jupyterlab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            errors = run_all(page, base, token, CHAT_NOTEBOOK)
+            box = page.locator(".jp-OutputArea-output .widget-vbox").filter(
+                has=page.locator("input[placeholder='Type a message and press Enter']")).first
+            box.wait_for(timeout=60_000)
+            conversation = box.locator(".widget-html-content").first
+            box.get_by_role("button", name="Reset").click()  # the notebook's own cells talked to this box already
+            page.wait_for_function("el => el.innerText.includes('no messages yet')", arg=conversation.element_handle(),
+                                   timeout=60_000)
+            field = box.locator("input[placeholder='Type a message and press Enter']")
+            for number, message in enumerate(["Hi! I'm Nora. I love opera.", "How are you?", "What do I love?"], start=1):
+                field.fill(message)
+                field.press("Enter")
+                page.wait_for_function(
+                    "([el, n]) => el.querySelectorAll('.chat-assistant:not(.chat-streaming)').length === n",
+                    arg=[conversation.element_handle(), number], timeout=60_000)
+                assert field.input_value() == "", "the box is cleared after sending"
+            replies = conversation.locator(".chat-assistant").all_inner_texts()
+            assert replies[0].startswith("bot:") and "Nora" in replies[0], replies
+            assert replies[-1] == "bot: You love opera.", replies
+            assert errors.count() == 0, "a cell shows an error after chatting"
         finally:
             browser.close()

@@ -11,12 +11,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.bpe import BPETokenizer
-from course_lib.chat import (ASSISTANT, END, IGNORE_INDEX, SYSTEM, USER, ChatStream, chat, chat_tokenizer,
-                             dialogue_batch, encode_dialogue, encode_turns, fit_turns, render, select_trainable,
-                             stream_chat)
+from course_lib.chat import (
+    ASSISTANT,
+    END,
+    IGNORE_INDEX,
+    SYSTEM,
+    USER,
+    ChatStream,
+    chat,
+    chat_tokenizer,
+    dialogue_batch,
+    encode_dialogue,
+    encode_turns,
+    fit_turns,
+    render,
+    select_trainable,
+    stream_chat,
+)
 from course_lib.dialogue import MEMORY_LIKES, MEMORY_NAMES, memory_dialogues
 from course_lib.gpt import GPT, GPTConfig, grow_vocabulary
-from course_lib.kv_cache import KVCache
 from course_lib.sampling import apply_repetition_penalty
 from course_lib.tokenizer import CharTokenizer, SpecialTokens, WordTokenizer, tokenizer_from_dict
 from course_lib.training import load_checkpoint, save_checkpoint
