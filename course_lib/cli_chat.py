@@ -116,8 +116,9 @@ def cmd_finetune(args, device, check_out, save, interrupts_deferred, error):
     return 130 if history["interrupted"] else 0
 
 
-def cmd_chat(args, device, error, read=input, write=sys.stdout):
+def cmd_chat(args, device, error, read=input, write=None):
     """``chat``: an interactive loop over one checkpoint (notebook 15)."""
+    write = write or sys.stdout  # looked up now: a test (or a notebook) may have replaced it
     model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
     if not isinstance(tokenizer, SpecialTokens):
         raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "

@@ -400,40 +400,80 @@ def test_cli_finetune_then_chat_with_reset_and_exit(base_checkpoint, tmp_path):
     assert eof.returncode == 0 and eof.stdout.count("bot> ") == 1
 
 
+def run_main(capsys, monkeypatch, *args, stdin=""):
+    """The command line in this process (the subprocess tests above cover the real entry point)."""
+    import io
+
+    from course_lib.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    monkeypatch.chdir(ROOT)
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.mark.parametrize("problem, args, message", [
     ("no base", ["--base", "missing.pt"], "--base missing.pt: no such file"),
     ("not a checkpoint", ["--base", "data/lang.txt"], "not a course checkpoint"),
     ("bad data", ["--data", "data/lang.txt"], "lang.txt line 1: invalid JSON"),
+    ("no data", ["--data", "missing.jsonl"], "--data missing.jsonl: no such file"),
     ("out is base", ["--out", "BASE"], "is the --base checkpoint"),
 ])
-def test_cli_finetune_errors_are_one_line(base_checkpoint, tmp_path, problem, args, message):
+def test_cli_finetune_errors_are_one_line(capsys, monkeypatch, base_checkpoint, tmp_path, problem, args, message):
     given = {"--base": base_checkpoint, "--data": "data/dialogues.jsonl", "--out": tmp_path / "o.pt"}
     for flag, value in zip(args[::2], args[1::2]):
         given[flag] = base_checkpoint if value == "BASE" else value
-    done = run_cli("finetune", *[x for kv in given.items() for x in kv], "--steps", "1", "--no-progress")
-    assert done.returncode == 2, problem
-    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    code, _, err = run_main(capsys, monkeypatch, "finetune", *[x for kv in given.items() for x in kv], "--steps", "1",
+                            "--no-progress")
+    assert code == 2, problem
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert base_checkpoint.is_file()
 
 
-def test_cli_chat_refuses_a_model_that_is_not_a_chat_model(base_checkpoint):
-    done = run_cli("chat", "--checkpoint", base_checkpoint, stdin="hi\n")
-    assert done.returncode == 2 and "not a chat model" in done.stderr and "finetune" in done.stderr
+def test_cli_finetune_with_too_little_usable_data(capsys, monkeypatch, base_checkpoint, tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"turns": turns("hi", "hello")}) + "\n" + json.dumps({"turns": turns("only asking")}) + "\n")
+    code, _, err = run_main(capsys, monkeypatch, "finetune", "--base", base_checkpoint, "--data", data,
+                            "--out", tmp_path / "o.pt", "--no-progress")
+    assert code == 2 and "1 conversation(s) with an assistant turn" in err and not (tmp_path / "o.pt").exists()
 
 
-def test_cli_chat_reports_a_bad_message_and_goes_on(base_checkpoint, tmp_path):
+def test_cli_chat_refuses_a_model_that_is_not_a_chat_model(capsys, monkeypatch, base_checkpoint):
+    code, _, err = run_main(capsys, monkeypatch, "chat", "--checkpoint", base_checkpoint, stdin="hi\n")
+    assert code == 2 and "not a chat model" in err and "finetune" in err
+
+
+def test_cli_chat_reports_a_bad_message_and_goes_on(capsys, monkeypatch, tmp_path):
     tok = chat_tokenizer(CharTokenizer("abc "))
     torch.manual_seed(0)
     path = tmp_path / "c.pt"
     save_checkpoint(path, GPT(GPTConfig(vocab_size=len(tok), context_length=16, d_model=16, n_heads=2, n_layers=1,
                                         d_ff=32)), tok)
-    done = run_cli("chat", "--checkpoint", path, "--max-new-tokens", "2", stdin="xyz\n" + "a" * 40 + "\nab\n")
-    assert done.returncode == 0
-    assert "characters the tokenizer was not built with" in done.stderr and "take" in done.stderr
-    assert done.stdout.count("bot> ") == 1
+    code, out, err = run_main(capsys, monkeypatch, "chat", "--checkpoint", path, "--max-new-tokens", "2",
+                              stdin="xyz\n" + "a" * 40 + "\nab\n")
+    assert code == 0
+    assert "characters the tokenizer was not built with" in err and "take" in err
+    assert out.count("bot> ") == 1
 
 
 def test_word_tokenizer_bases_work_too():
     tok = chat_tokenizer(WordTokenizer.from_sentences(["hi there", "hello friend"]))
     inputs, targets = encode_dialogue(tok, turns("hi there", "hello friend"), 16)
     assert tok.decode([t for t in targets.tolist() if t >= 0]) == "hello friend"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["finetune", "--steps", "-1"], "--steps"), (["finetune", "--lr", "0"], "--lr"),
+    (["finetune", "--val-fraction", "0.9"], "--val-fraction"), (["finetune", "--loss-on", "user"], "--loss-on"),
+    (["chat", "--temperature", "-1"], "--temperature"), (["chat", "--top-p", "0"], "--top-p"),
+    (["chat", "--repetition-penalty", "0.5"], "--repetition-penalty"), (["chat", "--max-new-tokens", "nan"], "--max-new-tokens"),
+])
+def test_cli_chat_flags_refuse_bad_values_in_one_line(capsys, tmp_path, argv, flag):
+    from course_lib.cli import main
+
+    paths = {"finetune": ["--base", "b.pt", "--data", "d.jsonl", "--out", str(tmp_path / "o.pt")], "chat": ["--checkpoint", "c.pt"]}
+    assert main(argv[:1] + paths[argv[0]] + argv[1:]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.pt").exists()
