@@ -14,6 +14,8 @@ other position's target is ``IGNORE_INDEX`` (-100), the value ``torch.nn.functio
 ignores by default and ``GPT.forward`` uses when no ``pad_id`` is given. The seed's mistake was to
 train on every token: then the model also learns to write the user's lines.
 """
+import threading
+
 import torch
 
 from ._validate import require_finite_number, require_positive_int
@@ -169,6 +171,7 @@ class ChatStream:
         self._pieces = pieces
         self.text, self.finish_reason, self.completion_tokens = "", None, 0
         self.prompt_tokens, self.dropped_turns = prompt_tokens, dropped_turns
+        self.cancelled = threading.Event()
 
     def __iter__(self):
         return self
@@ -181,6 +184,11 @@ class ChatStream:
     def close(self):
         """Stop generating (a client went away); ``finish_reason`` stays None."""
         self._pieces.close()
+
+    def cancel(self):
+        """Like ``close``, from any thread, even while another is inside ``next()``: generation stops
+        before its next token (an HTTP server's handler calls it when the client disconnects)."""
+        self.cancelled.set()
 
 
 def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperature=0.7, top_k=None, top_p=0.9,
@@ -244,6 +252,8 @@ def _reply_pieces(model, tokenizer, prompt, max_new_tokens, temperature, top_k, 
     try:
         logits, cache = logits_from_window()  # (vocab,)
         for _ in range(max_new_tokens):
+            if stream.cancelled.is_set():
+                return
             logits = logits.float()
             if repetition_penalty != 1.0 and reply:
                 logits = apply_repetition_penalty(logits, reply, repetition_penalty)

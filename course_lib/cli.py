@@ -9,6 +9,7 @@
 
     python -m course_lib finetune --base runs/chat_base.pt --data data/dialogues.jsonl --out runs/chat.pt
     python -m course_lib chat --checkpoint runs/chat.pt
+    python -m course_lib serve --checkpoint runs/chat.pt
 
 Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one line on stderr
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .cli_chat import add_chat_commands, cmd_chat, cmd_finetune
+from .cli_chat import add_chat_commands, cmd_chat, cmd_finetune, cmd_serve
 from .data import split_sentences
 from .decoder import ACTIVATIONS
 from .device import get_device
@@ -323,6 +324,8 @@ def main(argv=None):
             return cmd_finetune(args, _device(args.device), _check_out, _save, _interrupts_deferred, CourseError)
         if args.command == "chat":
             return cmd_chat(args, _device(args.device), CourseError)
+        if args.command == "serve":
+            return cmd_serve(args, _device(args.device), CourseError)
         return _cmd_train(args) if args.command == "train" else _cmd_sample(args)
     except CourseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""The chat commands of the command line: ``finetune`` and ``chat`` (notebooks 14 and 15; README "From a terminal").
+"""The chat commands of the command line: ``finetune``, ``chat`` and ``serve`` (notebooks 14 to 16; README "From a terminal").
 
     python -m course_lib finetune --base runs/chat_base.pt --data data/dialogues.jsonl --out runs/chat.pt
     python -m course_lib chat --checkpoint runs/chat.pt
+    python -m course_lib serve --checkpoint runs/chat.pt --port 8000
 """
 import math
 import random
@@ -55,6 +56,17 @@ def add_chat_commands(commands, number, prog):
                    help="divide the logits of tokens already in the reply by this (default: 1.0, off)")
     c.add_argument("--seed", type=number(int, 0), default=0, help="random seed (default: 0)")
     c.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+
+    v = commands.add_parser("serve", help="serve a chat checkpoint over HTTP (notebook 16)",
+                            description="An OpenAI-compatible HTTP server: POST /v1/chat/completions (streaming too), "
+                                        "GET /v1/models, GET /health, and a chat page at /. Needs the serve extra: "
+                                        "pip install -e \".[serve]\". Ctrl-C stops it.")
+    v.add_argument("--checkpoint", required=True, type=Path, help="a chat checkpoint written by 'finetune'")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    v.add_argument("--port", type=number(int, 0, 65535), default=8000, help="port (default: 8000)")
+    v.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 requests")
+    v.add_argument("--model-name", default=None, help="the model id clients send (default: the checkpoint's file name)")
+    v.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
 
 def _load(flag, path, device, error):
@@ -114,6 +126,36 @@ def cmd_finetune(args, device, check_out, save, interrupts_deferred, error):
     print(f"{verb} {len(history['step'])} steps; reply perplexity {math.exp(before):.1f} -> {math.exp(after):.1f}; "
           f"chat checkpoint saved to {path}; talk to it with: python -m course_lib chat --checkpoint {path}")
     return 130 if history["interrupted"] else 0
+
+
+def cmd_serve(args, device, error):
+    """``serve``: the HTTP server over one chat checkpoint (notebook 16)."""
+    import socket
+
+    from .server import require_fastapi, serve
+
+    try:
+        require_fastapi()
+    except ImportError as problem:
+        raise error(str(problem)) from None
+    model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
+    if not isinstance(tokenizer, SpecialTokens):
+        raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "
+                    "make one with: python -m course_lib finetune (notebook 14)")
+    try:  # a port in use is one line here, not a uvicorn traceback
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as problem:
+        raise error(f"cannot listen on {args.host}:{args.port}: {problem.strerror or problem} "
+                    "(another server on that port? try --port 8001)") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"warning: listening on {args.host} without --api-key: anyone who can reach this machine can use the model",
+              file=sys.stderr, flush=True)
+    name = args.model_name or args.checkpoint.stem
+    print(f"serving {args.checkpoint} as {name!r} on http://{args.host}:{args.port} (chat page at /, API at /v1); "
+          "Ctrl-C stops", flush=True)
+    serve(model, tokenizer, args.host, args.port, name, args.api_key)
+    return 0
 
 
 def cmd_chat(args, device, error, read=input, write=None):

@@ -20,6 +20,10 @@ from nbgrader.preprocessors import (  # noqa: E402
 
 c = get_config()  # noqa: F821 (nbgrader provides it)
 
+# Kernels started by nbgrader inherit this: notebooks 14-16 then train their (ungraded) demonstrations
+# for a few steps only (course_lib.grading_run), so a class's submissions grade in minutes.
+os.environ.setdefault("COURSE_GRADING", "1")
+
 c.CourseDirectory.course_id = "gpt-from-scratch"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 

@@ -632,4 +632,71 @@ MUTANTS = {
                       "    return (list(generated), 'length') if k is None else (generated[:k], 'stop')",
         },
     },
+    # ---------------------------------------------------------------- 16 serving
+    "ex16_sse": {
+        "wrong": {
+            "one newline": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n'",
+            "str instead of JSON": "def sse_event(payload):\n    return f'data: {payload}\\n\\n'",
+            "no space": "def sse_event(payload):\n    return 'data:' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n\\n'",
+            "no prefix": "def sse_event(payload):\n    return (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n\\n'",
+            "[DONE] as JSON": "def sse_event(payload):\n    return 'data: ' + json.dumps(payload) + '\\n\\n'",
+            "three newlines": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n\\n\\n'",
+            "CRLF": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\r\\n'",
+        },
+        "right": {
+            "isinstance": "def sse_event(payload):\n    text = payload if isinstance(payload, str) else json.dumps(payload)\n    return 'data: ' + text + '\\n\\n'",
+        },
+    },
+    "ex16_temperature": {
+        "wrong": {
+            "bools pass": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                          "    if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 2:\n"
+                          "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'temperature', 'code': None}}",
+            "NaN passes": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                          "    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v > 2:\n"
+                          "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'temperature', 'code': None}}",
+            "strings converted": "def check_temperature(body):\n    try:\n        v = float(body.get('temperature', 1))\n    except (TypeError, ValueError):\n"
+                                 "        v = -1\n    if not 0 <= v <= 2:\n"
+                                 "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'temperature', 'code': None}}",
+            "upper bound 1": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                             "    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:\n"
+                             "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'temperature', 'code': None}}",
+            "raises instead": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                              "    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 2:\n"
+                              "        raise ValueError('temperature')",
+            "wrong param": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                           "    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 2:\n"
+                           "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'body', 'code': None}}",
+            "None refused when absent": "def check_temperature(body):\n    v = body.get('temperature')\n"
+                                        "    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 2:\n"
+                                        "        return {'error': {'message': 'bad', 'type': 'invalid_request_error', 'param': 'temperature', 'code': None}}",
+            "no message": "def check_temperature(body):\n    v = body.get('temperature', 1)\n"
+                          "    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 2:\n"
+                          "        return {'error': {'param': 'temperature'}}",
+        },
+        "right": {
+            "the library": "from course_lib.server import APIError, _number\n\n\ndef check_temperature(body):\n    try:\n"
+                           "        _number(body, 'temperature', 0, 2, None)\n    except APIError as e:\n        return e.body()",
+        },
+    },
+    "ex16_holdback": {
+        "wrong": {
+            "whole stop counted": "def holdback(text, stops):\n    best = 0\n    for s in stops:\n"
+                                  "        for k in range(1, min(len(s), len(text)) + 1):\n            if text.endswith(s[:k]):\n                best = max(best, k)\n    return best",
+            "first stop only": "def holdback(text, stops):\n    s = stops[0] if stops else ''\n"
+                               "    return max([k for k in range(1, min(len(s) - 1, len(text)) + 1) if text.endswith(s[:k])], default=0)",
+            "shortest match": "def holdback(text, stops):\n    for s in stops:\n        for k in range(1, min(len(s) - 1, len(text)) + 1):\n"
+                              "            if text.endswith(s[:k]):\n                return k\n    return 0",
+            "last character only": "def holdback(text, stops):\n    return int(bool(text) and any(s[0] == text[-1] and len(s) > 1 for s in stops))",
+            "holds back a whole stop's length": "def holdback(text, stops):\n"
+                                                "    return max([len(s) - 1 for s in stops if any(text.endswith(s[:k]) for k in range(1, len(s)))], default=0)",
+            "contains, not endswith": "def holdback(text, stops):\n    best = 0\n    for s in stops:\n"
+                                      "        for k in range(1, len(s)):\n            if s[:k] in text:\n                best = max(best, k)\n    return min(best, len(text))",
+        },
+        "right": {
+            "the library": "from course_lib.server import holdback as _h\n\n\ndef holdback(text, stops):\n    return _h(text, stops)",
+            "longest first": "def holdback(text, stops):\n    for k in range(len(text), 0, -1):\n"
+                             "        if any(len(s) > k and s.startswith(text[-k:]) for s in stops):\n            return k\n    return 0",
+        },
+    },
 }

@@ -83,13 +83,18 @@ def notebooks(tmp_path_factory):
     # The hidden tests draw inputs from the instructor's seed (checks.grading_generator): fix it,
     # so that whether a wrong answer is caught does not depend on the draw.
     os.environ.setdefault("COURSE_GRADING_SEED", "mutation-test")
-    threads = torch.get_num_threads()
+    threads, grading = torch.get_num_threads(), os.environ.get("COURSE_GRADING")
+    os.environ["COURSE_GRADING"] = "1"  # as nbgrader runs them: the ungraded training is short (course_lib.grading_run)
     loaded = {}
     try:
         for path in SOURCES:
             loaded[path.stem[:2]] = Notebook(path, tmp_path_factory.mktemp(path.stem[:2]))
     finally:
         torch.set_num_threads(threads)
+        if grading is None:
+            os.environ.pop("COURSE_GRADING")
+        else:
+            os.environ["COURSE_GRADING"] = grading
     return loaded
 
 

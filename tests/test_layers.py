@@ -15,7 +15,7 @@ LAYERS = {  # module -> layer
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",
     "chat": "chat",
-    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces",
+    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "server": "faces",
     "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
 }
 MAY_IMPORT = {  # layer -> the layers it may import
