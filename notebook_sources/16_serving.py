@@ -110,15 +110,15 @@ for _ in range(5):
 # `{"error": {"message": ..., "type": "invalid_request_error", "param": <the field>, "code": null}}`.
 #
 # **Exercise 2 (implement, 2 points).** Write `check_temperature(body)`: `body` is the parsed JSON
-# of a request (a dict). Return `None` if `body` has no `"temperature"`, or if it is a number in
-# $[0, 2]$. Otherwise return the error object above with `"param": "temperature"` and a message
+# of a request (a dict). Return `None` if `body` has no `"temperature"` or has `null` there (Python's
+# `None`: the server's default applies), or if it is a number in $[0, 2]$. Otherwise return the error object above with `"param": "temperature"` and a message
 # saying what was wrong. Careful: in Python `True` is an `int`, and `float("nan")` compares false
 # with everything; neither is a temperature.
 
 # %% solution="ex16_temperature"
 def check_temperature(body):
     ### BEGIN SOLUTION
-    if "temperature" not in body:
+    if body.get("temperature") is None:
         return None
     value = body["temperature"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 2:
@@ -137,10 +137,11 @@ def _refused(value):
 for _ok in (0, 0.7, 1, 2, 2.0):
     assert check_temperature({"model": "m", "temperature": _ok}) is None, f"temperature {_ok} is valid: return None"
 assert check_temperature({"model": "m"}) is None, "no temperature is fine: the server's default applies"
+assert check_temperature({"model": "m", "temperature": None}) is None, "null is fine too: the server's default applies"
 for _bad, _why in [(2.5, "above 2"), (-0.1, "below 0"), ("0.7", "a string, not a number"),
                    (True, "True: a bool is an int in Python, but not a temperature"),
                    (float("nan"), "NaN: every comparison with NaN is False, so a range check alone lets it through"),
-                   (None, "null"), ([1], "a list")]:
+                   ([1], "a list")]:
     assert _refused(_bad), f"temperature {_bad!r} must be refused ({_why})"
 _error = check_temperature({"temperature": 9})["error"]
 assert _error["type"] == "invalid_request_error" and _error["message"], "the error needs a type and a message"
