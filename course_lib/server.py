@@ -311,7 +311,8 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        return CHAT_PAGE.replace("{{MODEL}}", json.dumps(model_name)).replace("{{NEEDS_KEY}}", json.dumps(api_key is not None))
+        as_script = json.dumps(model_name).replace("<", "\\u003c")  # a name like "</script>" stays a string
+        return CHAT_PAGE.replace("{{MODEL}}", as_script).replace("{{NEEDS_KEY}}", json.dumps(api_key is not None))
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request):

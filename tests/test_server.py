@@ -329,3 +329,11 @@ def test_the_chat_page_streams_replies_and_keeps_the_conversation():
             assert "temperature must be in [0, 2]" in page.locator("#log .error").inner_text()
         finally:
             browser.close()
+
+
+def test_the_page_cannot_be_broken_out_of_by_a_model_name():
+    model = Scripted([TOKENIZER.id_of(END)], len(TOKENIZER))
+    with BackgroundServer(create_app(model, TOKENIZER, "</script><script>alert(1)</script>")) as url:
+        page = httpx.get(url + "/").text
+    assert "alert(1)</script>" not in page.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+    assert page.count("</script>") == 1
