@@ -337,3 +337,15 @@ def test_the_page_cannot_be_broken_out_of_by_a_model_name():
         page = httpx.get(url + "/").text
     assert "alert(1)</script>" not in page.split("<script>", 1)[1].rsplit("</script>", 1)[0]
     assert page.count("</script>") == 1
+
+
+def test_a_seed_makes_sampling_reproducible():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(TOKENIZER), context_length=64, d_model=32, n_heads=2, n_layers=1, d_ff=64))
+    with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        def reply(seed):
+            payload = body(user("tell me"), temperature=1.0, max_tokens=12, seed=seed)
+            return c.post("/v1/chat/completions", json=payload).json()["choices"][0]["message"]["content"]
+
+        assert reply(7) == reply(7) == reply(7)
+        assert len({reply(s) for s in range(6)}) > 1, "different seeds should give different samples"
