@@ -74,7 +74,7 @@ def _encode(tokenizer, turns):  # checked by the caller
 
 
 def fit_turns(tokenizer, turns, budget):
-    """Drop whole turns from the oldest end until ``turns`` takes at most ``budget`` tokens (notebook 15).
+    """Drop whole turns from the oldest end until ``turns`` takes at most ``budget`` tokens (notebook 14).
 
     A system turn stays (it is an instruction, not history); user/assistant exchanges go, oldest
     first, two turns at a time so the conversation still starts with the user. The last user turn
