@@ -2,7 +2,8 @@
 
 The server (``course_lib.server``, FastAPI on uvicorn) runs in this process on 127.0.0.1; clients
 are ``httpx.AsyncClient``s. The model is a chat checkpoint, by default the one notebook 14 saves
-(``notebooks/runs/memory_chat.pt``: 2 blocks of 64, context 96). Every request is greedy with
+(``notebooks/runs/memory_chat.pt``: 2 blocks of 64, context 96; trained by notebook 14's recipe,
+``course_lib.recipes.memory_chat_model``, when the file is missing). Every request is greedy with
 ``--max-tokens`` as its limit; a reply ends earlier at ``<|end|>`` (the memory model's replies are a
 dozen tokens), so tokens/s counts the completion tokens the server reports in ``usage``.
 
@@ -33,11 +34,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "notebooks" / "run
 
 
 def load(checkpoint, device):
-    from course_lib.training import load_checkpoint
+    from course_lib.recipes import memory_chat_model
 
-    if not Path(checkpoint).is_file():
-        raise SystemExit(f"no chat checkpoint at {checkpoint}: run notebook 14 first, or pass --checkpoint")
-    return load_checkpoint(checkpoint, device=device)
+    model, tokenizer, how = memory_chat_model(checkpoint, device)  # trained (about 15 s) when the file is missing
+    print(how)
+    return model, tokenizer
 
 
 async def run_load(url, concurrency, total, max_tokens):

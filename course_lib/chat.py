@@ -185,6 +185,18 @@ class ChatStream:
         """Stop generating (a client went away); ``finish_reason`` stays None."""
         self._pieces.close()
 
+    def history_after(self, history, message):
+        """The conversation to pass next time: ``history`` without the turns this reply dropped, plus the exchange.
+
+        A system turn stays. An empty reply adds nothing (the turns must alternate): the next message
+        answers the same history (notebook 15).
+        """
+        system = 1 if history and history[0]["role"] == "system" else 0
+        kept = history[:system] + history[system + self.dropped_turns:]
+        if not self.text.strip():
+            return kept
+        return kept + [{"role": "user", "content": message}, {"role": "assistant", "content": self.text}]
+
     def cancel(self):
         """Like ``close``, from any thread, even while another is inside ``next()``: generation stops
         before its next token (an HTTP server's handler calls it when the client disconnects)."""

@@ -206,6 +206,4 @@ def cmd_chat(args, device, error, read=input, write=None):
         note = " [cut: --max-new-tokens]" if stream.finish_reason == "length" else ""
         dropped = f" [{stream.dropped_turns} oldest turns no longer fit]" if stream.dropped_turns else ""
         print(note + dropped, file=write, flush=True)
-        history = history[:len(start)] + history[len(start) + stream.dropped_turns:]
-        if stream.text.strip():  # an empty reply adds nothing: the next message answers the same history
-            history += [{"role": "user", "content": message}, {"role": "assistant", "content": stream.text}]
+        history = stream.history_after(history, message)

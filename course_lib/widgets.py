@@ -91,9 +91,7 @@ def chat_widget(model, tokenizer, system=None, max_new_tokens=60, temperature=0.
         status.value = "<i>generating...</i>"
         for _piece in stream:
             show(pending=text, reply=stream.text)  # each piece is drawn as it arrives
-        box.history = box.history[:len(start)] + box.history[len(start) + stream.dropped_turns:]
-        if stream.text.strip():  # an empty reply adds nothing to the history (it must alternate)
-            box.history = box.history + [{"role": "user", "content": text}, {"role": "assistant", "content": stream.text}]
+        box.history = stream.history_after(box.history, text)
         show()
         notes = [f"{stream.completion_tokens} tokens, {stream.finish_reason}" if stream.text.strip() else
                  "the model ended its turn without a word: try again, or a higher temperature"]

@@ -22,10 +22,8 @@ import torch
 
 import course_lib
 from course_lib import checks
-from course_lib.chat import ASSISTANT, END, USER, chat, chat_tokenizer, dialogue_batch, encode_turns, render, stream_chat
-from course_lib.dialogue import memory_dialogues
+from course_lib.chat import ASSISTANT, END, USER, chat, encode_turns, render, stream_chat
 from course_lib.sampling import generate
-from course_lib.training import load_checkpoint
 
 course_lib.seed_everything(0)
 device = course_lib.get_device()
@@ -33,24 +31,10 @@ grading = course_lib.grading_run()  # under nbgrader the model may be barely tra
 print("device:", device)
 
 # %% tags=["nbval-ignore-output"]
-checkpoint = Path("runs") / "memory_chat.pt"
-if checkpoint.is_file():
-    model, tokenizer = load_checkpoint(checkpoint, device=device)
-    print(f"loaded {checkpoint}")
-else:  # notebook 14, section 5, in a few lines
-    from course_lib.bpe import BPETokenizer
-    from course_lib.data import data_path
-    from course_lib.gpt import GPT, GPTConfig
-    from course_lib.training import save_checkpoint, train
+from course_lib.recipes import memory_chat_model
 
-    tokenizer = chat_tokenizer(BPETokenizer.train(data_path("shakespeare.txt").read_text(encoding="utf-8"), 512))
-    course_lib.seed_everything(0)
-    model = GPT(GPTConfig(vocab_size=len(tokenizer), context_length=96, d_model=64, n_heads=4, n_layers=2, d_ff=256,
-                          positions="learned", scale_embeddings=False)).to(device)
-    steps = 100 if course_lib.grading_run() else 300  # under nbgrader: fewer steps (the replies are not checked then)
-    train(model, dialogue_batch(tokenizer, memory_dialogues()[0], 96), steps, lr=3e-3, batch_size=32, progress=False)
-    save_checkpoint(checkpoint, model, tokenizer)
-    print(f"trained and saved {checkpoint}")
+model, tokenizer, how = memory_chat_model(Path("runs") / "memory_chat.pt", device=device)  # notebook 14's recipe
+print(how)
 print(f"{model.num_parameters():,} parameters, context {model.config.context_length} tokens")
 
 # %% [markdown]

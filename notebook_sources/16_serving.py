@@ -24,11 +24,8 @@ import torch
 
 import course_lib
 from course_lib import checks
-from course_lib.chat import chat_tokenizer, dialogue_batch
-from course_lib.dialogue import memory_dialogues
 from course_lib.server import BackgroundServer, create_app
 from course_lib.server import holdback as library_holdback
-from course_lib.training import load_checkpoint
 
 course_lib.seed_everything(0)
 device = course_lib.get_device()
@@ -208,22 +205,9 @@ for _ in range(200):
 # it with uvicorn in a thread of this kernel, on a free port of 127.0.0.1, until `stop()`.
 
 # %% tags=["nbval-ignore-output"]
-checkpoint = Path("runs") / "memory_chat.pt"
-if checkpoint.is_file():
-    model, tokenizer = load_checkpoint(checkpoint, device=device)
-else:  # notebook 14, section 5, in a few lines
-    from course_lib.bpe import BPETokenizer
-    from course_lib.data import data_path
-    from course_lib.gpt import GPT, GPTConfig
-    from course_lib.training import save_checkpoint, train
+from course_lib.recipes import memory_chat_model
 
-    tokenizer = chat_tokenizer(BPETokenizer.train(data_path("shakespeare.txt").read_text(encoding="utf-8"), 512))
-    course_lib.seed_everything(0)
-    model = GPT(GPTConfig(vocab_size=len(tokenizer), context_length=96, d_model=64, n_heads=4, n_layers=2, d_ff=256,
-                          positions="learned", scale_embeddings=False)).to(device)
-    steps = 100 if course_lib.grading_run() else 300  # under nbgrader: fewer steps (the replies are not checked then)
-    train(model, dialogue_batch(tokenizer, memory_dialogues()[0], 96), steps, lr=3e-3, batch_size=32, progress=False)
-    save_checkpoint(checkpoint, model, tokenizer)
+model, tokenizer, how = memory_chat_model(Path("runs") / "memory_chat.pt", device=device)  # notebook 14's recipe
 server = BackgroundServer(create_app(model, tokenizer, model_name="memory-chat"))
 url = server.start()
 print("serving at", url)

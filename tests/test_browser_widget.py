@@ -6,6 +6,7 @@ temperature slider with the keyboard, and checks that the generated text changed
 shows an error. Select it alone with ``pytest -m browser``. With ``UPDATE_SCREENSHOT=1`` it also
 refreshes ``docs/temperature_widget.png``.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -82,6 +83,19 @@ def jupyterlab(tmp_path_factory):
         server.kill()
 
 
+@contextlib.contextmanager
+def browser_page():
+    """A page of Debian's headless Chromium, closed afterwards (tests/test_server.py uses it too)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
 def run_all(page, base, token, notebook):
     """Open ``notebook`` in JupyterLab, run every cell, wait until done; fail if a cell shows an error."""
     page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}", timeout=120_000)  # reset: no tab of an earlier test
@@ -102,66 +116,52 @@ def run_all(page, base, token, notebook):
 
 
 def test_temperature_slider_changes_the_text(jupyterlab):
-    from playwright.sync_api import sync_playwright
-
     base, token, home = jupyterlab
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            errors = run_all(page, base, token, NOTEBOOK)
+    with browser_page() as page:
+        errors = run_all(page, base, token, NOTEBOOK)
 
-            widget = page.locator(".jp-OutputArea-output .widget-vbox").first
-            widget.wait_for(timeout=60_000)
-            text = widget.locator(".widget-html-content").first
-            before = text.inner_text()
-            assert "temperature 1.00" in before, before
-            handle = widget.locator(".widget-slider").first.locator(".noUi-handle").first
-            handle.focus()
-            for _ in range(20):  # 20 steps of 0.05: temperature 1.00 -> 2.00
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function("el => el.innerText.includes('temperature 2.00')", arg=text.element_handle(),
-                                   timeout=60_000)
-            after = text.inner_text()
-            assert after != before
-            assert errors.count() == 0, "a cell shows an error after moving the slider"
-            shot = home / "temperature_widget.png"
-            widget.screenshot(path=str(shot))
-            assert shot.stat().st_size > 5_000
-            if os.environ.get("UPDATE_SCREENSHOT"):
-                shutil.copy(shot, ROOT / "docs" / "temperature_widget.png")
-        finally:
-            browser.close()
+        widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+        widget.wait_for(timeout=60_000)
+        text = widget.locator(".widget-html-content").first
+        before = text.inner_text()
+        assert "temperature 1.00" in before, before
+        handle = widget.locator(".widget-slider").first.locator(".noUi-handle").first
+        handle.focus()
+        for _ in range(20):  # 20 steps of 0.05: temperature 1.00 -> 2.00
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function("el => el.innerText.includes('temperature 2.00')", arg=text.element_handle(),
+                               timeout=60_000)
+        after = text.inner_text()
+        assert after != before
+        assert errors.count() == 0, "a cell shows an error after moving the slider"
+        shot = home / "temperature_widget.png"
+        widget.screenshot(path=str(shot))
+        assert shot.stat().st_size > 5_000
+        if os.environ.get("UPDATE_SCREENSHOT"):
+            shutil.copy(shot, ROOT / "docs" / "temperature_widget.png")
 
 
 def test_chat_box_answers_from_the_history(jupyterlab):
     """Notebook 15's chat box: type, press Enter, the reply streams in; the third answer needs the first message."""
-    from playwright.sync_api import sync_playwright
-
     base, token, home = jupyterlab
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            errors = run_all(page, base, token, CHAT_NOTEBOOK)
-            box = page.locator(".jp-OutputArea-output .widget-vbox").filter(
-                has=page.locator("input[placeholder='Type a message and press Enter']")).first
-            box.wait_for(timeout=60_000)
-            conversation = box.locator(".widget-html-content").first
-            box.get_by_role("button", name="Reset").click()  # the notebook's own cells talked to this box already
-            page.wait_for_function("el => el.innerText.includes('no messages yet')", arg=conversation.element_handle(),
-                                   timeout=60_000)
-            field = box.locator("input[placeholder='Type a message and press Enter']")
-            for number, message in enumerate(["Hi! I'm Nora. I love opera.", "How are you?", "What do I love?"], start=1):
-                field.fill(message)
-                field.press("Enter")
-                page.wait_for_function(
-                    "([el, n]) => el.querySelectorAll('.chat-assistant:not(.chat-streaming)').length === n",
-                    arg=[conversation.element_handle(), number], timeout=60_000)
-                assert field.input_value() == "", "the box is cleared after sending"
-            replies = conversation.locator(".chat-assistant").all_inner_texts()
-            assert replies[0].startswith("bot:") and "Nora" in replies[0], replies
-            assert replies[-1] == "bot: You love opera.", replies
-            assert errors.count() == 0, "a cell shows an error after chatting"
-        finally:
-            browser.close()
+    with browser_page() as page:
+        errors = run_all(page, base, token, CHAT_NOTEBOOK)
+        box = page.locator(".jp-OutputArea-output .widget-vbox").filter(
+            has=page.locator("input[placeholder='Type a message and press Enter']")).first
+        box.wait_for(timeout=60_000)
+        conversation = box.locator(".widget-html-content").first
+        box.get_by_role("button", name="Reset").click()  # the notebook's own cells talked to this box already
+        page.wait_for_function("el => el.innerText.includes('no messages yet')", arg=conversation.element_handle(),
+                               timeout=60_000)
+        field = box.locator("input[placeholder='Type a message and press Enter']")
+        for number, message in enumerate(["Hi! I'm Nora. I love opera.", "How are you?", "What do I love?"], start=1):
+            field.fill(message)
+            field.press("Enter")
+            page.wait_for_function(
+                "([el, n]) => el.querySelectorAll('.chat-assistant:not(.chat-streaming)').length === n",
+                arg=[conversation.element_handle(), number], timeout=60_000)
+            assert field.input_value() == "", "the box is cleared after sending"
+        replies = conversation.locator(".chat-assistant").all_inner_texts()
+        assert replies[0].startswith("bot:") and "Nora" in replies[0], replies
+        assert replies[-1] == "bot: You love opera.", replies
+        assert errors.count() == 0, "a cell shows an error after chatting"

@@ -15,7 +15,7 @@ LAYERS = {  # module -> layer
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",
     "chat": "chat",
-    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "server": "faces",
+    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "server": "faces", "recipes": "faces",
     "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
 }
 MAY_IMPORT = {  # layer -> the layers it may import
@@ -36,7 +36,8 @@ def course_imports(path):
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found.update([node.module.split(".")[0]] if node.module else [alias.name for alias in node.names])
+            found.update([node.module.split(".")[0]] if node.module else [  # `from . import x`: a module, or a name of __init__
+                alias.name if (PACKAGE / f"{alias.name}.py").exists() else "__init__" for alias in node.names])
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
             found.add(node.module.split(".")[1] if "." in node.module else "__init__")
         elif isinstance(node, ast.Import) and any(a.name == "instructor" or a.name.startswith("instructor.") for a in node.names):

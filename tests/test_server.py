@@ -301,34 +301,27 @@ def test_serve_refuses_a_busy_port_and_a_model_that_cannot_chat(capsys, tmp_path
 @pytest.mark.browser
 def test_the_chat_page_streams_replies_and_keeps_the_conversation():
     from _requirements import require
-    from test_browser_widget import chromium_path
+    from test_browser_widget import browser_page
 
     require(module="playwright", executable="chromium", why="the browser test: pip install playwright; apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
     model = Slow(TOKENIZER.encode("hello there") + [TOKENIZER.id_of(END)], len(TOKENIZER), context_length=200)
-    with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            assert page.locator("#model").inner_text() == NAME
-            page.fill("#temperature", "0")
-            for number, message in enumerate(["hi", "and again"], start=1):
-                page.fill("#message", message)
-                page.press("#message", "Enter")
-                page.wait_for_selector(f"#log .assistant.done >> nth={number - 1}", timeout=30_000)
-            assert page.locator("#log .assistant").all_inner_texts() == ["hello there", "hello there"]
-            assert page.locator("#log .user").all_inner_texts() == ["hi", "and again"]
-            second = TOKENIZER.decode(model.prompts[-1], skip_special=False)
-            assert second.startswith("<|user|>hi<|end|><|assistant|>hello there<|end|><|user|>and again"), second
-            page.fill("#temperature", "9")  # out of range: the server's error shows on the page
-            page.fill("#message", "once more")
+    with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url, browser_page() as page:
+        page.goto(url)
+        assert page.locator("#model").inner_text() == NAME
+        page.fill("#temperature", "0")
+        for number, message in enumerate(["hi", "and again"], start=1):
+            page.fill("#message", message)
             page.press("#message", "Enter")
-            page.wait_for_selector("#log .error", timeout=30_000)
-            assert "temperature must be in [0, 2]" in page.locator("#log .error").inner_text()
-        finally:
-            browser.close()
+            page.wait_for_selector(f"#log .assistant.done >> nth={number - 1}", timeout=30_000)
+        assert page.locator("#log .assistant").all_inner_texts() == ["hello there", "hello there"]
+        assert page.locator("#log .user").all_inner_texts() == ["hi", "and again"]
+        second = TOKENIZER.decode(model.prompts[-1], skip_special=False)
+        assert second.startswith("<|user|>hi<|end|><|assistant|>hello there<|end|><|user|>and again"), second
+        page.fill("#temperature", "9")  # out of range: the server's error shows on the page
+        page.fill("#message", "once more")
+        page.press("#message", "Enter")
+        page.wait_for_selector("#log .error", timeout=30_000)
+        assert "temperature must be in [0, 2]" in page.locator("#log .error").inner_text()
 
 
 def test_the_page_cannot_be_broken_out_of_by_a_model_name():
