@@ -8,6 +8,7 @@ from torch import nn
 
 from ._validate import check_attention_args, check_dropout, check_heads, check_model_input
 from .masks import causal_mask
+from .modern import apply_rope, repeat_kv
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout=None):
@@ -64,18 +65,28 @@ class MultiHeadAttention(nn.Module):
     ``cache`` (a ``course_lib.kv_cache.KVCache``, with ``layer`` its index) makes self-attention
     incremental (notebook 11): this call's keys and values are appended to the cached ones and the
     queries attend over all of them.
+
+    ``n_kv_heads`` (notebook 17) fewer than ``n_heads`` is grouped-query attention: keys and values
+    have ``n_kv_heads`` heads, each shared by ``n_heads // n_kv_heads`` query heads; the cache
+    stores the small heads. ``rope=(cos, sin)`` (rows of ``course_lib.modern.rope_tables`` for this
+    call's positions) rotates queries and keys before attention: rotary positions (notebook 17).
     """
 
-    def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
+    def __init__(self, d_model, n_heads, dropout=0.0, bias=True, n_kv_heads=None):
         super().__init__()
         check_heads(d_model, n_heads)
         check_dropout(dropout)
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 or n_heads % n_kv_heads:
+            raise ValueError(f"n_kv_heads must be a positive int that divides n_heads={n_heads} (each key/value head "
+                             f"serves a whole group of query heads), got {n_kv_heads!r}")
         self.d_model = d_model
         self.n_heads = n_heads
+        self.n_kv_heads = n_kv_heads
         self.head_dim = d_model // n_heads
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, d_model, bias=bias)
-        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, n_kv_heads * self.head_dim, bias=bias)
+        self.w_v = nn.Linear(d_model, n_kv_heads * self.head_dim, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.record_weights = False  # True: the course's attention, weights kept for plotting
@@ -91,23 +102,29 @@ class MultiHeadAttention(nn.Module):
         return self._weights
 
     def split_heads(self, x):
-        """(batch, T, d_model) -> (batch, heads, T, head_dim)."""
-        batch, T, _ = x.shape
-        return x.view(batch, T, self.n_heads, self.head_dim).transpose(1, 2)
+        """(batch, T, heads * head_dim) -> (batch, heads, T, head_dim) (the key/value heads' count for k and v)."""
+        batch, T, width = x.shape
+        return x.view(batch, T, width // self.head_dim, self.head_dim).transpose(1, 2)
 
     def merge_heads(self, x):
         """(batch, heads, T, head_dim) -> (batch, T, d_model)."""
         batch, _, T, _ = x.shape
         return x.transpose(1, 2).contiguous().view(batch, T, self.d_model)
 
-    def forward(self, x, context=None, mask=None, cache=None, layer=0, is_causal=False):
+    def forward(self, x, context=None, mask=None, cache=None, layer=0, is_causal=False, rope=None):
         self._check_inputs(x, context, mask, cache, is_causal)
+        if rope is not None and context is not None:
+            raise ValueError("rope is for self-attention: queries and keys at the same positions")
         context = x if context is None else context  # self-attention unless told otherwise
         q = self.split_heads(self.w_q(x))  # (batch, heads, T_q, head_dim)
-        k = self.split_heads(self.w_k(context))  # (batch, heads, T_k, head_dim)
-        v = self.split_heads(self.w_v(context))  # (batch, heads, T_k, head_dim)
+        k = self.split_heads(self.w_k(context))  # (batch, kv_heads, T_k, head_dim)
+        v = self.split_heads(self.w_v(context))  # (batch, kv_heads, T_k, head_dim)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # rotated by their positions, before caching
         if cache is not None:
-            k, v = cache.update(layer, k, v)  # (batch, heads, past + T_k, head_dim)
+            k, v = cache.update(layer, k, v)  # (batch, kv_heads, past + T_k, head_dim): the cache keeps the small heads
+        group = self.n_heads // self.n_kv_heads
+        k, v = repeat_kv(k, group), repeat_kv(v, group)  # (batch, heads, past + T_k, head_dim)
         if is_causal and k.shape[-2] != q.shape[-2]:
             raise ValueError(f"is_causal=True needs as many keys as queries, got {k.shape[-2]} keys (cached ones "
                              f"included) for {q.shape[-2]} queries: pass a causal_mask(T, past=...) instead")
@@ -139,7 +156,8 @@ class MultiHeadAttention(nn.Module):
                     f"expected context of shape ({x.shape[0]}, T_k, {self.d_model})")
 
     def extra_repr(self):
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, head_dim={self.head_dim}"
+        kv = f", n_kv_heads={self.n_kv_heads}" if self.n_kv_heads != self.n_heads else ""
+        return f"d_model={self.d_model}, n_heads={self.n_heads}{kv}, head_dim={self.head_dim}"
 
 
 def fused_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=False):

@@ -31,6 +31,48 @@ MARKERS = {"system": SYSTEM, "user": USER, "assistant": ASSISTANT}
 IGNORE_INDEX = -100
 
 
+class CourseTemplate:
+    """The course's own template (notebook 14): ``<|role|>text<|end|>`` per turn; ``<|assistant|>`` asks for a reply.
+
+    The methods every template has (``course_lib.templates`` lists them; ``ChatML`` is the other
+    one): ``encode``, ``generation_prompt``, ``ends_turn``, ``with_default_system``, ``render``.
+    """
+
+    def encode(self, tokenizer, turns):
+        return _encode(tokenizer, turns)
+
+    def generation_prompt(self, tokenizer):
+        return [tokenizer.id_of(ASSISTANT)]
+
+    def ends_turn(self, tokenizer, token_id):
+        return token_id >= tokenizer.first_special  # <|end|>, or a marker that would start another turn
+
+    def with_default_system(self, turns):
+        return list(turns)
+
+    def render(self, turns, add_generation_prompt=False):
+        return render(turns) + (ASSISTANT if add_generation_prompt else "")
+
+    def __repr__(self):
+        return "CourseTemplate()"
+
+
+COURSE_TEMPLATE = CourseTemplate()
+
+
+def template_of(tokenizer):
+    """The chat template ``tokenizer`` carries: its own ``chat_template`` (a real model's, notebook 18), or
+    the course's markers for a ``chat_tokenizer`` (notebook 14). A tokenizer with neither is a TypeError."""
+    own = getattr(tokenizer, "chat_template", None)
+    if own is not None:
+        return own
+    if isinstance(tokenizer, SpecialTokens) and tuple(tokenizer.specials) == CHAT_SPECIALS:
+        return COURSE_TEMPLATE
+    raise TypeError("expected a chat tokenizer (course_lib.chat.chat_tokenizer(base), or a chat model's tokenizer "
+                    f"from course_lib.gguf.load_gguf), got {type(tokenizer).__name__}: the template needs its role "
+                    "markers and an end-of-turn token")
+
+
 def chat_tokenizer(base):
     """``base`` with the chat template's four special tokens appended (notebook 14); its own ids are unchanged."""
     if isinstance(base, SpecialTokens):
@@ -41,9 +83,7 @@ def chat_tokenizer(base):
 
 
 def _check_chat_tokenizer(tokenizer):
-    if not (isinstance(tokenizer, SpecialTokens) and tuple(tokenizer.specials) == CHAT_SPECIALS):
-        raise TypeError("expected a chat tokenizer (course_lib.chat.chat_tokenizer(base)), got "
-                        f"{type(tokenizer).__name__}: the template needs its role markers and <|end|>")
+    return template_of(tokenizer)
 
 
 def render(turns):
@@ -58,9 +98,9 @@ def encode_turns(tokenizer, turns):
     The learned tokens are the assistant's: its text and its ``<|end|>``; never its marker (the
     code writes that, to ask for a reply), never a user's or the system's token.
     """
-    _check_chat_tokenizer(tokenizer)
+    template = _check_chat_tokenizer(tokenizer)
     check_turns(turns)
-    return _encode(tokenizer, turns)
+    return template.encode(tokenizer, turns)
 
 
 def _encode(tokenizer, turns):  # checked by the caller
@@ -87,9 +127,9 @@ def fit_turns(tokenizer, turns, budget):
     rest = turns[len(system):]
     last_user = max(i for i, t in enumerate(rest) if t["role"] == "user") if any(
         t["role"] == "user" for t in rest) else 0
-    _check_chat_tokenizer(tokenizer)
-    lengths = [len(_encode(tokenizer, [t])[0]) for t in rest]
-    system_length = len(_encode(tokenizer, system)[0]) if system else 0
+    template = _check_chat_tokenizer(tokenizer)
+    lengths = [len(template.encode(tokenizer, [t])[0]) for t in rest]
+    system_length = len(template.encode(tokenizer, system)[0]) if system else 0
     start = 0
     while system_length + sum(lengths[start:]) > budget and start + 2 <= last_user:
         start += 2  # one exchange: a user turn and the assistant's reply
@@ -116,8 +156,9 @@ def encode_dialogue(tokenizer, turns, context_length, loss_on="assistant"):
     require_positive_int("context_length", context_length)
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
-    turns, _ = fit_turns(tokenizer, turns, context_length + 1)
-    ids, learned = _encode(tokenizer, turns)
+    template = _check_chat_tokenizer(tokenizer)
+    turns, _ = fit_turns(tokenizer, template.with_default_system(check_turns(turns)), context_length + 1)
+    ids, learned = template.encode(tokenizer, turns)
     keep = learned[1:] if loss_on == "assistant" else [True] * (len(ids) - 1)
     targets = [token if kept else IGNORE_INDEX for token, kept in zip(ids[1:], keep)]
     return torch.tensor(ids[:-1], dtype=torch.long), torch.tensor(targets, dtype=torch.long)
@@ -131,9 +172,11 @@ def dialogue_batch(tokenizer, conversations, context_length, loss_on="assistant"
     """
     if isinstance(conversations, dict) or not conversations:
         raise ValueError("dialogue_batch expects a non-empty list of conversations (lists of turns)")
+    template = _check_chat_tokenizer(tokenizer)
     pairs = [encode_dialogue(tokenizer, turns, context_length, loss_on) for turns in conversations]
     width = max(len(x) for x, _ in pairs)
-    inputs = torch.full((len(pairs), width), tokenizer.id_of(END), dtype=torch.long)
+    pad = tokenizer.id_of(END) if isinstance(template, CourseTemplate) else template.end_id
+    inputs = torch.full((len(pairs), width), pad, dtype=torch.long)
     targets = torch.full((len(pairs), width), IGNORE_INDEX, dtype=torch.long)
     for row, (x, y) in enumerate(pairs):
         inputs[row, :len(x)], targets[row, :len(y)] = x, y
@@ -216,7 +259,7 @@ def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperat
     other marker, which would start a turn that is not the assistant's) or after
     ``max_new_tokens`` tokens. The reply never contains the prompt or a marker.
     """
-    _check_chat_tokenizer(tokenizer)
+    template = _check_chat_tokenizer(tokenizer)
     _check_sampling_args(temperature, top_k, top_p)
     require_positive_int("max_new_tokens", max_new_tokens)
     require_finite_number("repetition_penalty", repetition_penalty, low=1.0)
@@ -231,11 +274,13 @@ def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperat
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}: "
                          "fine-tune it with course_lib.gpt.grow_vocabulary first (notebook 14)")
     turns = check_turns(history + [{"role": "user", "content": message}])
-    budget = context_length - min(max_new_tokens, context_length // 4) - 1  # - 1: the <|assistant|> marker
-    turns, dropped = fit_turns(tokenizer, turns, budget)
-    prompt = _encode(tokenizer, turns)[0] + [tokenizer.id_of(ASSISTANT)]
+    asking = template.generation_prompt(tokenizer)  # <|assistant|>, or ChatML's <|im_start|>assistant\n
+    budget = context_length - min(max_new_tokens, context_length // 4) - len(asking)
+    added = template.with_default_system(turns)  # ChatML models add their default system prompt
+    turns, dropped = fit_turns(tokenizer, added, budget)
+    prompt = template.encode(tokenizer, turns)[0] + asking
     stream = ChatStream(None, len(prompt), dropped)
-    stream._pieces = _reply_pieces(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p,
+    stream._pieces = _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperature, top_k, top_p,
                                    repetition_penalty, generator, stream)
     return stream
 
@@ -248,7 +293,7 @@ def chat(model, tokenizer, history, message, max_new_tokens=200, temperature=0.7
 
 
 @torch.no_grad()
-def _reply_pieces(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
+def _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
                   generator, stream):
     device = next(model.parameters()).device
     context_length = model.config.context_length
@@ -278,7 +323,7 @@ def _reply_pieces(model, tokenizer, prompt, max_new_tokens, temperature, top_k, 
                 if generator is not None and generator.device != probs.device:
                     probs = probs.to(generator.device)
                 token = int(torch.multinomial(probs, 1, generator=generator))
-            if token >= tokenizer.first_special:  # <|end|>, or a marker that would start another turn
+            if template.ends_turn(tokenizer, token):  # <|end|>, or a marker that would start another turn
                 stream.finish_reason = "stop"
                 break
             reply.append(token)

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from .cli_chat import add_chat_commands, cmd_chat, cmd_finetune, cmd_serve
+from .cli_chat import add_chat_commands, cmd_chat, cmd_fetch, cmd_finetune, cmd_serve
 from .data import split_sentences
-from .decoder import ACTIVATIONS
+from .decoder import FEED_FORWARDS, NORMS
 from .device import get_device
-from .gpt import GPT, GPTConfig
+from .gpt import GPT, POSITIONS, GPTConfig
 from .pretraining import PRECISIONS, TrainConfig
 from .tokenizer import WordTokenizer, make_batch
 from .training import DEFAULT_LR, check_output_path, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
@@ -124,6 +124,9 @@ def build_parser():
 
 #: How each GPTConfig field is read from the command line; the flag's help is the field's own help.
 _FLAG_TYPES = {int: _number(int, 1), float: _number(float, 0, 0.99)}
+_FLAG_CHOICES = {"positions": list(POSITIONS), "activation": list(FEED_FORWARDS), "norm": list(NORMS)}
+_FLAG_NUMBERS = {"n_kv_heads": _number(int, 1), "norm_eps": _number(float, 0, 0.1, low_open=True),
+                 "rope_base": _number(float, 1, low_open=True)}
 #: TrainConfig fields that the word mode's flags above already cover
 _SHARED_TRAIN_FLAGS = ("steps", "lr", "batch_size", "eval_every", "seed")
 
@@ -157,10 +160,10 @@ def _add_model_flags(parser):
         help_text = f"{f.metadata['help']} (default: {shown})"
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif f.name == "positions":
-            group.add_argument(flag, choices=["sinusoidal", "learned"], default=None, help=help_text)
-        elif f.name == "activation":
-            group.add_argument(flag, choices=sorted(ACTIVATIONS), default=None, help=help_text)
+        elif f.name in _FLAG_CHOICES:
+            group.add_argument(flag, choices=_FLAG_CHOICES[f.name], default=None, help=help_text)
+        elif f.name in _FLAG_NUMBERS:
+            group.add_argument(flag, type=_FLAG_NUMBERS[f.name], default=None, help=help_text)
         else:
             group.add_argument(flag, type=_FLAG_TYPES[kind], default=None, help=help_text)
 
@@ -326,6 +329,8 @@ def main(argv=None):
             return cmd_chat(args, _device(args.device), CourseError)
         if args.command == "serve":
             return cmd_serve(args, _device(args.device), CourseError)
+        if args.command == "fetch":
+            return cmd_fetch(args, CourseError)
         return _cmd_train(args) if args.command == "train" else _cmd_sample(args)
     except CourseError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

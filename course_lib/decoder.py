@@ -4,9 +4,30 @@ from torch import nn
 from ._validate import check_model_input, require_positive_int
 from .attention import MultiHeadAttention
 from .masks import causal_mask
+from .modern import RMSNorm, SwiGLU
 
 #: GELU as the course computes it by default (exact, with erf), and GPT-2's tanh approximation (notebook 13)
 ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}
+#: the feed-forward's kinds: the GELU networks above, or the gated SwiGLU of Llama (notebook 17)
+FEED_FORWARDS = (*ACTIVATIONS, "swiglu")
+#: LayerNorm (GPT-2) or RMSNorm (Llama, notebook 17)
+NORMS = ("layernorm", "rmsnorm")
+
+
+def make_norm(kind, d_model, eps=1e-5, bias=True):
+    """The normalisation layer ``kind`` names: ``"layernorm"`` or ``"rmsnorm"`` (notebook 17)."""
+    if kind == "layernorm":
+        return nn.LayerNorm(d_model, eps=eps, bias=bias)
+    if kind == "rmsnorm":
+        return RMSNorm(d_model, eps=eps)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def make_feed_forward(activation, d_model, d_ff, dropout=0.0, bias=True):
+    """The position-wise network: ``FeedForward`` with a GELU, or ``SwiGLU`` (notebook 17)."""
+    if activation == "swiglu":
+        return SwiGLU(d_model, d_ff, dropout, bias)
+    return FeedForward(d_model, d_ff, dropout, activation, bias)
 
 
 class FeedForward(nn.Module):
@@ -44,25 +65,30 @@ class DecoderBlock(nn.Module):
     applied; ``padding_mask`` (``course_lib.masks.padding_mask``, ``(batch, 1, 1, T)``, True = real
     token) is combined with it by ``&``. With ``cache`` (notebook 11) the positions of ``x`` follow
     the cached ones, and the block's keys and values are appended to the cache's layer ``layer``.
+
+    Notebook 17's options: ``norm="rmsnorm"``, ``activation="swiglu"``, ``n_kv_heads`` (grouped-query
+    attention), and ``rope=(cos, sin)`` in ``forward`` for rotary positions.
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, activation="gelu", bias=True):
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, activation="gelu", bias=True, norm="layernorm",
+                 norm_eps=1e-5, n_kv_heads=None):
         super().__init__()
-        self.ln1 = nn.LayerNorm(d_model, bias=bias)
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-        self.ln2 = nn.LayerNorm(d_model, bias=bias)
-        self.ffn = FeedForward(d_model, d_ff, dropout, activation, bias)
+        self.d_model = d_model
+        self.ln1 = make_norm(norm, d_model, norm_eps, bias)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias, n_kv_heads=n_kv_heads)
+        self.ln2 = make_norm(norm, d_model, norm_eps, bias)
+        self.ffn = make_feed_forward(activation, d_model, d_ff, dropout, bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=_BUILD_HERE):
+    def forward(self, x, padding_mask=None, cache=None, layer=0, attn_mask=_BUILD_HERE, rope=None):
         """``attn_mask``: the pair ``block_mask`` returns, already built by the caller (``GPT``
         builds it once per forward pass for all its blocks); without it the block checks ``x`` and
         builds its own."""
         if attn_mask is _BUILD_HERE:
-            check_model_input("x", x, self.ln1.normalized_shape[0])
+            check_model_input("x", x, self.d_model)
             attn_mask = block_mask(x.shape[1], padding_mask, cache, layer, x.device)
         mask, is_causal = attn_mask
-        attended = self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer, is_causal=is_causal)
+        attended = self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer, is_causal=is_causal, rope=rope)
         x = x + self.dropout(attended)  # (batch, T, d_model)
         x = x + self.ffn(self.ln2(x))  # (batch, T, d_model)
         return x

@@ -6,10 +6,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_dropout, is_compiling, require_positive_int, require_tensor, require_token_ids
-from .decoder import ACTIVATIONS, DecoderBlock, block_mask
+from ._validate import (
+    check_dropout,
+    is_compiling,
+    require_finite_number,
+    require_positive_int,
+    require_tensor,
+    require_token_ids,
+)
+from .decoder import FEED_FORWARDS, NORMS, DecoderBlock, block_mask, make_norm
 from .masks import padding_mask
+from .modern import rope_tables
 from .positional import sinusoidal_table
+
+POSITIONS = ("sinusoidal", "learned", "rope")
 
 
 def _field(default, help):
@@ -30,25 +40,45 @@ class GPTConfig:
     n_layers: int = _field(2, "decoder blocks")
     d_ff: int = _field(256, "feed-forward width inside each block")
     dropout: float = _field(0.0, "dropout probability, in [0, 1)")
-    positions: str = _field("sinusoidal", "position embeddings: 'sinusoidal' (a fixed table) or 'learned'")
+    positions: str = _field("sinusoidal", "position embeddings: 'sinusoidal' (a fixed table), 'learned', or 'rope' "
+                                          "(rotary, notebook 17)")
     tie_weights: bool = _field(True, "the output layer shares the token embedding matrix")
     scale_embeddings: bool = _field(True, "multiply token vectors by sqrt(d_model) (Vaswani et al. 3.4; notebook 06)")
-    activation: str = _field("gelu", "the feed-forward's GELU: 'gelu' (exact) or 'gelu_tanh' (GPT-2's approximation, notebook 13)")
+    activation: str = _field("gelu", "the feed-forward: 'gelu' (exact), 'gelu_tanh' (GPT-2's approximation, notebook 13) "
+                                     "or 'swiglu' (Llama's gated network, notebook 17)")
     bias: bool = _field(True, "biases in the linear layers and LayerNorms (GPT-2 has them)")
+    norm: str = _field("layernorm", "normalisation: 'layernorm' (GPT-2) or 'rmsnorm' (Llama, notebook 17)")
+    norm_eps: float = _field(1e-5, "the normalisation's epsilon")
+    n_kv_heads: int = _field(None, "key/value heads (grouped-query attention, notebook 17), dividing n_heads; "
+                                   "None: as many as n_heads")
+    rope_base: float = _field(10000.0, "RoPE's base: the slowest pair turns by position * base**(-1 + 2/head_dim)")
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
             require_positive_int(name, getattr(self, name))
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
-        if self.positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.activation not in FEED_FORWARDS:
+            raise ValueError(f"activation must be one of {sorted(FEED_FORWARDS)}, got {self.activation!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         check_dropout(self.dropout)
         for name in ("tie_weights", "scale_embeddings", "bias"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        require_finite_number("norm_eps", self.norm_eps, low=0.0, low_open=True)
+        if self.n_kv_heads is not None:
+            require_positive_int("n_kv_heads", self.n_kv_heads)
+            if self.n_heads % self.n_kv_heads:
+                raise ValueError(f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}: each key/value "
+                                 "head serves a whole group of query heads")
+        if self.positions == "rope":
+            require_finite_number("rope_base", self.rope_base, low=1.0, low_open=True)
+            if (self.d_model // self.n_heads) % 2:
+                raise ValueError(f"positions='rope' needs an even head size, got d_model / n_heads = "
+                                 f"{self.d_model // self.n_heads}")
 
     def to_dict(self):
         return asdict(self)
@@ -63,6 +93,9 @@ class GPT(nn.Module):
 
     ``forward(token_ids, cache=KVCache(n_layers))`` (notebook 11) treats ``token_ids`` as the
     continuation of the positions already in the cache and appends their keys and values to it.
+
+    With ``positions="rope"`` (notebook 17) nothing is added to the token vectors: every block
+    rotates its queries and keys by their positions (``course_lib.modern.apply_rope``).
     """
 
     def __init__(self, config: GPTConfig):
@@ -74,14 +107,18 @@ class GPT(nn.Module):
         self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)
         if c.positions == "learned":
             self.position_embedding = nn.Embedding(c.context_length, c.d_model)
+        elif c.positions == "rope":
+            cos, sin = rope_tables(c.context_length, c.d_model // c.n_heads, c.rope_base)  # (context, head_dim) each
+            self.register_buffer("rope_cos", cos, persistent=False)  # computed, never trained or saved
+            self.register_buffer("rope_sin", sin, persistent=False)
         else:
             # A buffer, not a parameter: it moves with .to(device) but is never trained or saved.
             self.register_buffer("position_table", sinusoidal_table(c.context_length, c.d_model), persistent=False)
         self.embedding_scale = math.sqrt(c.d_model)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.bias)
-                                    for _ in range(c.n_layers))
-        self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
+        self.blocks = nn.ModuleList(DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.bias,
+                                                 c.norm, c.norm_eps, c.n_kv_heads) for _ in range(c.n_layers))
+        self.ln_f = make_norm(c.norm, c.d_model, c.norm_eps, c.bias)
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.apply(self._init_weights)
         if c.tie_weights:
@@ -101,8 +138,12 @@ class GPT(nn.Module):
         batch, T = token_ids.shape
         past = len(cache) if cache is not None else 0
         positions = torch.arange(past, past + T, device=token_ids.device)  # along the SEQUENCE, whatever the batch size
+        rope = None
         if c.positions == "learned":
             pos = self.position_embedding(positions)  # (T, d_model)
+        elif c.positions == "rope":
+            pos = 0  # nothing added: the blocks rotate queries and keys instead
+            rope = (self.rope_cos[past:past + T], self.rope_sin[past:past + T])  # (T, head_dim) each
         else:
             pos = self.position_table[past:past + T]  # (T, d_model)
         tokens = self.token_embedding(token_ids)  # (batch, T, d_model)
@@ -112,7 +153,7 @@ class GPT(nn.Module):
         padding = padding_mask(token_ids, pad_id) if pad_id is not None else None  # (batch, 1, 1, T)
         mask = block_mask(T, padding, cache, device=token_ids.device)  # built once, shared by every block
         for layer, block in enumerate(self.blocks):
-            x = block(x, cache=cache, layer=layer, attn_mask=mask)  # (batch, T, d_model)
+            x = block(x, cache=cache, layer=layer, attn_mask=mask, rope=rope)  # (batch, T, d_model)
         logits = self.lm_head(self.ln_f(x))  # (batch, T, vocab_size)
         if targets is None:
             return logits

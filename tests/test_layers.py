@@ -9,9 +9,11 @@ PACKAGE = ROOT / "course_lib"
 
 LAYERS = {  # module -> layer
     "_validate": "base", "device": "base", "checks": "base", "__init__": "base",
-    "attention": "model", "masks": "model", "positional": "model", "decoder": "model", "gpt": "model",
-    "tokenizer": "text", "bpe": "text", "data": "text", "stream": "text", "dialogue": "text",
+    "attention": "model", "masks": "model", "positional": "model", "decoder": "model", "gpt": "model", "modern": "model",
+    "tokenizer": "text", "bpe": "text", "data": "text", "stream": "text", "dialogue": "text", "templates": "text",
     "gpt2": "interop",  # GPT-2's weights into the model, and its tokenizer: model and text, nothing above
+    "gguf": "interop",  # a GGUF file's weights, tokenizer and chat template (notebook 18): the same layer as gpt2
+    "llama": "interop",  # the same model from Hugging Face's unquantized files (notebook 18)
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",
     "chat": "chat",
@@ -28,7 +30,8 @@ MAY_IMPORT = {  # layer -> the layers it may import
     "chat": {"base", "text", "generate", "chat"},
     "faces": {"base", "model", "text", "interop", "train", "generate", "chat", "faces"},
 }
-HEAVY = ["transformers", "huggingface_hub", "safetensors", "tiktoken", "regex", "fastapi", "uvicorn", "nbgrader"]
+HEAVY = ["transformers", "huggingface_hub", "safetensors", "tiktoken", "regex", "fastapi", "uvicorn", "nbgrader", "gguf",
+         "accelerate"]
 
 
 def course_imports(path):
