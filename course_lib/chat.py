@@ -21,7 +21,7 @@ import torch
 from ._validate import require_finite_number, require_positive_int
 from .dialogue import check_turns
 from .kv_cache import KVCache
-from .sampling import _check_sampling_args, _distribution, apply_repetition_penalty
+from .sampling import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
 from .tokenizer import SpecialTokens
 
 SYSTEM, USER, ASSISTANT, END = "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"
@@ -312,6 +312,7 @@ def _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperatur
             if stream.cancelled.is_set():
                 return
             logits = logits.float()
+            check_logits(logits)
             if repetition_penalty != 1.0 and reply:
                 logits = apply_repetition_penalty(logits, reply, repetition_penalty)
             if len(tokenizer) < logits.shape[-1]:  # rows no token uses (a padded vocabulary) are never drawn

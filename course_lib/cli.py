@@ -15,59 +15,39 @@ Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
 """
 import argparse
-import contextlib
 import dataclasses
-import math
-import signal
+import os
 import sys
-import threading
 from pathlib import Path
 
 import torch
 
 from .cli_chat import add_chat_commands, cmd_chat, cmd_fetch, cmd_finetune, cmd_serve
+from .cli_common import (
+    DEFAULTS,
+    PROG,
+    STREAM_MODEL_DEFAULTS,
+    CourseError,
+    _check_out,
+    _device,
+    _interrupts_deferred,
+    _model_config,
+    _number,
+    _read_text,
+)
+from .cli_pretrain import cmd_pretrain
 from .data import split_sentences
 from .decoder import FEED_FORWARDS, NORMS
-from .device import get_device
 from .gpt import GPT, POSITIONS, GPTConfig
 from .pretraining import PRECISIONS, TrainConfig
 from .tokenizer import WordTokenizer, make_batch
-from .training import DEFAULT_LR, check_output_path, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
+from .training import DEFAULT_LR, corpus_floor, evaluate, load_checkpoint, save_checkpoint, train
 
-PROG = "python -m course_lib"
-DEFAULTS = GPTConfig(vocab_size=1)
 #: notebook 07's training settings, for --tokenizer word (one sentence per line)
 WORD_DEFAULTS = {"steps": 300, "lr": DEFAULT_LR, "batch_size": None, "eval_every": 50, "seed": 0}
-#: notebook 12's CPU configuration, for --tokenizer char or bpe (a continuous text)
-STREAM_MODEL_DEFAULTS = {"context_length": 128, "d_model": 128, "n_heads": 4, "n_layers": 4, "d_ff": 512,
-                         "positions": "learned"}
-
-
-class CourseError(Exception):
-    """A problem with the user's input: printed as one line (the command line, README "From a terminal")."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CourseError(f"{message} (see {self.prog} --help)")
-
-
-def _number(kind, low=None, high=None, low_open=False, allow_none=False):
-    def parse(text):
-        if allow_none and text.lower() == "none":
-            return None
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if low is not None and (value < low or (low_open and value == low)):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
-        return value
-    return parse
 
 
 def build_parser():
@@ -168,54 +148,11 @@ def _add_model_flags(parser):
             group.add_argument(flag, type=_FLAG_TYPES[kind], default=None, help=help_text)
 
 
-def _model_config(args, vocab_size, defaults=None):
-    defaults = defaults or {}
-    values = {}
-    for f in dataclasses.fields(GPTConfig):
-        if f.name != "vocab_size":
-            given = getattr(args, f.name)
-            values[f.name] = given if given is not None else defaults.get(f.name, getattr(DEFAULTS, f.name))
-    try:
-        return GPTConfig(vocab_size=vocab_size, **values)
-    except (TypeError, ValueError) as error:
-        message = str(error)
-        for name in values:  # name the flag, not the Python field
-            message = message.replace(name, "--" + name.replace("_", "-"))
-        raise CourseError(message) from None
-
-
-def _device(name):
-    try:
-        return get_device(name)
-    except ValueError as error:
-        raise CourseError(str(error)) from None
-
-
-def _read_text(path):
-    if not path.is_file():
-        raise CourseError(f"--data {path}: no such file")
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise CourseError(f"--data {path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
-
-
 def _read_sentences(path):
     sentences = split_sentences(_read_text(path))
     if not sentences:
         raise CourseError(f"--data {path}: the file has no text (one sentence per line expected)")
     return sentences
-
-
-def _check_out(args):
-    """Refuse, before any training, an --out that cannot take the checkpoint: never lose a finished run."""
-    try:
-        check_output_path(args.out)
-    except ValueError as error:
-        raise CourseError(f"--out {error}") from None
-    if args.out.exists() and args.data.exists() and args.out.resolve() == args.data.resolve():
-        raise CourseError(f"--out {args.out} is the --data file: writing the checkpoint there would destroy the corpus")
 
 
 def _stream_flags_given(args):
@@ -226,9 +163,10 @@ def _stream_flags_given(args):
 
 def _cmd_train(args):
     if args.tokenizer != "word":
-        from .cli_pretrain import cmd_pretrain
-
         return cmd_pretrain(args)
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise CourseError("--tokenizer word trains in one process (notebook 07's way): run it without torchrun; "
+                          "torchrun is for --tokenizer char or bpe")
     given = _stream_flags_given(args)
     if given:
         raise CourseError(f"{', '.join(given)}: for a continuous text only (--tokenizer char or bpe); "
@@ -270,19 +208,6 @@ def _cmd_train(args):
     return 0
 
 
-@contextlib.contextmanager
-def _interrupts_deferred():
-    """Hold Ctrl-C until the block ends (main thread only; elsewhere the block runs as it is)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run is finished: saving it comes first
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _save(out, model, tokenizer, **extra):
     """Save the checkpoint; if --out became unwritable during training, save beside it rather than lose the run."""
     while True:
@@ -313,8 +238,9 @@ def _cmd_sample(args):
         try:
             text = generate_text(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
                                  top_k=args.top_k, top_p=args.top_p, generator=generator)
-        except ValueError as error:  # a character the model's tokenizer never saw (notebook 12)
-            raise CourseError(f"--prompt: {error}") from None
+        except ValueError as error:  # a character the model's tokenizer never saw (notebook 12), or NaN weights
+            where = "--checkpoint" if "NaN" in str(error) else "--prompt"
+            raise CourseError(f"{where}: {error}") from None
         print(text)
     return 0
 

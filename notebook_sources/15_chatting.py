@@ -65,7 +65,8 @@ print(render(history[:-1]) + ASSISTANT)
 # ids the model reads to write its reply to `message` after `history` (a list of turns, possibly
 # empty): the template of the history followed by the user's `message` as a turn
 # (`encode_turns(tokenizer, turns)[0]` gives a conversation's template ids), then the
-# `<|assistant|>` marker, which asks for the assistant's turn.
+# `<|assistant|>` marker, which asks for the assistant's turn. Leave the caller's `history` list as
+# it was (the caller keeps the conversation; build a new list).
 
 # %% solution="ex15_prompt"
 def prompt_for(tokenizer, history, message):

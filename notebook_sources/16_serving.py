@@ -95,7 +95,10 @@ checks.expect_equal(sse_event("[DONE]"), "data: [DONE]\n\n", "sse_event('[DONE]'
 _g = random.Random(int(torch.randint(0, 10**6, (1,), generator=checks.grading_generator("ex16_sse"))))
 for _ in range(5):
     _p = {"id": f"chatcmpl-{_g.randrange(10**6)}", "choices": [{"delta": {"content": _g.choice(["a", 'say "hi"', "é", "\n"])}}]}
-    checks.expect_equal(sse_event(_p), "data: " + json.dumps(_p) + "\n\n", f"sse_event({_p})")
+    _e = sse_event(_p)
+    assert _e.startswith("data: ") and _e.endswith("\n\n") and not _e.endswith("\n\n\n"), f"sse_event({_p}) is not one event"
+    assert "\n" not in _e[:-2], f"sse_event({_p}): the JSON must stay on one line (a newline ends the data line)"
+    checks.expect_equal(json.loads(_e[len("data: "):-2]), _p, f"the JSON read back from sse_event({_p})")
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -23,7 +23,6 @@
 # On a CPU the training comparisons at the end take about 15 seconds.
 
 # %%
-import math
 import time
 
 import matplotlib.pyplot as plt

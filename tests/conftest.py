@@ -13,6 +13,12 @@ from course_lib.tokenizer import WordTokenizer, make_batch
 
 matplotlib.use("Agg")  # tests draw figures without a screen
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes share two cores: one thread each (and for the kernels and commands they start),
+    # or PyTorch's threads spin waiting for each other and everything runs many times slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 #: Seconds a fixed CPU workload took on the quiet 2-core AMD EPYC the limits were sized on.
 REFERENCE_SECONDS = 0.040
 

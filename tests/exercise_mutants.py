@@ -394,6 +394,7 @@ MUTANTS = {
                                                   "    return [n for n, p in model.named_parameters() if id(p) in ids]",
             "nothing": "def decay_names(model):\n    return []",
             "by name, GPT only": "def decay_names(model):\n    return [n for n, p in model.named_parameters() if 'attn' in n and n.endswith('weight')]",
+            "matrices not named embedding": "def decay_names(model):\n    return [n for n, p in model.named_parameters() if p.dim() == 2 and 'embedding' not in n]",
         },
         "right": {
             "the library": "def decay_names(model):\n    from course_lib.pretraining import decay_parameter_names\n    return decay_parameter_names(model)",
@@ -641,10 +642,15 @@ MUTANTS = {
             "no prefix": "def sse_event(payload):\n    return (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n\\n'",
             "[DONE] as JSON": "def sse_event(payload):\n    return 'data: ' + json.dumps(payload) + '\\n\\n'",
             "three newlines": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\n\\n\\n'",
+            "pretty-printed": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload, indent=1)) + '\\n\\n'",
             "CRLF": "def sse_event(payload):\n    return 'data: ' + (payload if payload == '[DONE]' else json.dumps(payload)) + '\\r\\n'",
         },
         "right": {
             "isinstance": "def sse_event(payload):\n    text = payload if isinstance(payload, str) else json.dumps(payload)\n    return 'data: ' + text + '\\n\\n'",
+            "compact JSON": "def sse_event(payload):\n    text = payload if payload == '[DONE]' else json.dumps(payload, separators=(',', ':'))\n"
+                            "    return 'data: ' + text + '\\n\\n'",
+            "non-ASCII kept": "def sse_event(payload):\n    text = payload if payload == '[DONE]' else json.dumps(payload, ensure_ascii=False)\n"
+                              "    return 'data: ' + text + '\\n\\n'",
         },
     },
     "ex16_temperature": {

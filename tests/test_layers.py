@@ -17,7 +17,7 @@ LAYERS = {  # module -> layer
     "training": "train", "pretraining": "train",
     "sampling": "generate", "kv_cache": "generate",
     "chat": "chat",
-    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "server": "faces", "recipes": "faces",
+    "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "cli_common": "faces", "server": "faces", "recipes": "faces",
     "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
 }
 MAY_IMPORT = {  # layer -> the layers it may import
@@ -69,6 +69,28 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     bad.write_text("from .training import train\n\ndef f():\n    from .cli import main\n")
     assert course_imports(bad) == {"training", "cli"}
     assert "training" not in {m for m, layer in LAYERS.items() if layer in MAY_IMPORT["model"]}
+
+
+def import_cycles(graph):
+    """Every module that can reach itself through the import graph ({module: modules it imports})."""
+    cycles = []
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module == start:
+                cycles.append(start)
+                break
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))
+    return sorted(cycles)
+
+
+def test_no_module_imports_itself_back():
+    graph = {path.stem: course_imports(path) - {path.stem, "__init__"} for path in PACKAGE.glob("*.py")}
+    assert import_cycles(graph) == [], "modules in an import circle (issue 19: give shared helpers one home)"
+    assert import_cycles({"cli": {"cli_pretrain"}, "cli_pretrain": {"cli"}, "gpt": set()}) == ["cli", "cli_pretrain"]  # control
 
 
 def test_importing_the_library_pulls_no_heavy_extra():

@@ -1,0 +1,121 @@
+"""Bad input found in the quality pass (issue 19): each gets a clear error, never a traceback or a silent result."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_chat import CHARS, Scripted  # noqa: E402
+
+from course_lib.chat import END, chat, chat_tokenizer  # noqa: E402
+from course_lib.gpt import GPT, GPTConfig  # noqa: E402
+from course_lib.pretraining import init_distributed  # noqa: E402
+from course_lib.sampling import generate  # noqa: E402
+from course_lib.training import save_checkpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENIZER = chat_tokenizer(CHARS)
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "course_lib", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, env={**os.environ, "COURSE_DEVICE": "cpu", **(env or {})})
+
+
+def nan_model(vocab_size):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    with torch.no_grad():
+        model.blocks[0].ffn.net[0].weight.fill_(float("nan"))
+    return model
+
+
+def test_nan_weights_are_named_when_sampling(tmp_path):
+    model = nan_model(len(TOKENIZER))
+    with pytest.raises(ValueError, match="NaN"):
+        generate(model, torch.tensor([1, 2]), 3, temperature=1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        chat(model, TOKENIZER, [], "hi", temperature=0.7)
+    healthy = GPT(GPTConfig(vocab_size=len(TOKENIZER), context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    assert generate(healthy, torch.tensor([1, 2]), 3, temperature=1.0).shape == (5,)  # positive control
+    save_checkpoint(tmp_path / "nan.pt", nan_model(len(CHARS)), CHARS)
+    done = run_cli("sample", "--checkpoint", tmp_path / "nan.pt", "--prompt", "a")
+    assert done.returncode == 2 and "NaN" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_torchrun_variables_that_make_no_sense_are_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(ValueError, match="RANK is not"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two' is not a whole number"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "5")
+    with pytest.raises(ValueError, match="RANK=5 is out of range"):
+        init_distributed("cpu")
+    for flags, words in ((["--data", "data/lang.txt"], "--tokenizer word trains in one process"),
+                         (["--tokenizer", "char", "--data", "data/lang.txt"], "RANK is not")):
+        done = run_cli("train", *flags, "--out", tmp_path / "x.pt", "--steps", "1", env={"WORLD_SIZE": "2", "RANK": ""})
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "x.pt").exists()
+
+
+fastapi = pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+from course_lib.server import BackgroundServer, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    model = Scripted(TOKENIZER.encode("ok") + [TOKENIZER.id_of(END)], len(TOKENIZER), context_length=200)
+    with BackgroundServer(create_app(model, TOKENIZER, "tiny")) as url, httpx.Client(base_url=url, timeout=30) as c:
+        yield c
+
+
+def body(**settings):
+    return {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], **settings}
+
+
+@pytest.mark.parametrize("raw, param", [
+    ('{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": 1' + "0" * 400 + "}", "temperature"),
+    ('{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "top_p": -1' + "0" * 400 + "}", "top_p"),
+    ("[" * 100_000 + "]" * 100_000, None),
+    ('{"model": "tiny", "messages": [], "seed": 1' + "0" * 5000 + "}", None),
+])
+def test_huge_numbers_and_deep_nesting_are_4xx_and_keep_the_connection(client, raw, param):
+    response = client.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert client.post("/v1/chat/completions", json=body(max_tokens=2)).status_code == 200  # same client, still served
+
+
+def test_logit_bias_is_refused_not_ignored(client):
+    response = client.post("/v1/chat/completions", json=body(logit_bias={"5": 100}))
+    assert response.status_code == 400 and response.json()["error"]["param"] == "logit_bias"
+    assert client.post("/v1/chat/completions", json=body(logit_bias=None)).status_code == 200  # absent is fine
+
+
+class Slow(Scripted):
+    def forward(self, ids, cache=None):
+        time.sleep(0.01)
+        return super().forward(ids, cache)
+
+
+def test_a_non_streamed_request_whose_client_left_stops_generating():
+    model = Slow(TOKENIZER.encode("abcdefgh"), len(TOKENIZER), context_length=4000)  # never ends its turn
+    with BackgroundServer(create_app(model, TOKENIZER, "tiny")) as url, httpx.Client(base_url=url, timeout=30) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", json=body(max_tokens=3000), timeout=0.5)  # gives up, disconnects
+        deadline = time.monotonic() + 10
+        while c.get("/health").json()["active_generations"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = c.get("/health").json()
+        assert health["active_generations"] == 0, "the generation goes on after the client left"
+        time.sleep(0.3)
+        assert c.get("/health").json()["tokens_generated"] == health["tokens_generated"] < 1000
