@@ -85,6 +85,9 @@ def check_attention_args(q, k, v, mask):
     require_tensor("v", v, min_dim=2, floating=True)
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
+    if q.shape[-1] == 0:
+        raise ValueError(f"q and k have d_k = 0 features (q has shape {tuple(q.shape)}): a score needs at least one "
+                         "(and dividing by sqrt(0) gives NaN)")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q and k must share their last dimension d_k: q has shape {tuple(q.shape)}, "

@@ -20,6 +20,8 @@ from .modern import rope_tables
 from .positional import sinusoidal_table
 
 POSITIONS = ("sinusoidal", "learned", "rope")
+#: the longest context a GPTConfig accepts: its position tables are allocated whole (1 M positions x d_model)
+MAX_CONTEXT = 1 << 20
 
 
 def _field(default, help):
@@ -56,6 +58,9 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
             require_positive_int(name, getattr(self, name))
+        if self.context_length > MAX_CONTEXT:  # checked before a position table of that many rows is allocated
+            raise ValueError(f"context_length={self.context_length:,} is more than the course's models hold "
+                             f"(at most {MAX_CONTEXT:,}; SmolLM2's is 8,192)")
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
         if self.positions not in POSITIONS:

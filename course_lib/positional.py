@@ -15,6 +15,8 @@ def sinusoidal_table(n_positions, d_model, dtype=torch.float32):
     """
     require_positive_int("n_positions", n_positions, allow_zero=True)
     require_positive_int("d_model", d_model)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch dtype (sines and cosines lie in [-1, 1]), got {dtype}")
     pos = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)  # (n_positions, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d_model/2),)
     angle = pos / torch.pow(10000.0, two_i / d_model)  # (n_positions, ceil(d_model/2))

@@ -119,3 +119,17 @@ def test_a_non_streamed_request_whose_client_left_stops_generating():
         assert health["active_generations"] == 0, "the generation goes on after the client left"
         time.sleep(0.3)
         assert c.get("/health").json()["tokens_generated"] == health["tokens_generated"] < 1000
+
+
+def test_degenerate_sizes_are_refused_before_any_work():
+    from course_lib.attention import scaled_dot_product_attention
+    from course_lib.positional import sinusoidal_table
+
+    with pytest.raises(ValueError, match="d_k = 0"):
+        scaled_dot_product_attention(torch.randn(2, 3, 0), torch.randn(2, 3, 0), torch.randn(2, 3, 4))
+    with pytest.raises(TypeError, match="floating-point"):
+        sinusoidal_table(4, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="at most 1,048,576"):
+        GPTConfig(vocab_size=10, context_length=10**9)
+    assert sinusoidal_table(4, 8, dtype=torch.float16).dtype == torch.float16  # positive controls
+    GPTConfig(vocab_size=10, context_length=8192)
