@@ -186,9 +186,9 @@ def _cmd_train(args):
     torch.manual_seed(args.seed)
     model = GPT(config).to(device)
     floor = corpus_floor(tokenizer, sentences)
-    print(f"training on {args.data}: {len(sentences)} sentences, vocabulary {len(tokenizer)}, "
-          f"{model.num_parameters():,} parameters, {device}; floor {floor:.4f} nats/token", flush=True)
-    try:
+    try:  # the banner inside: a Ctrl-C the moment it is printed must still keep the (untrained) model
+        print(f"training on {args.data}: {len(sentences)} sentences, vocabulary {len(tokenizer)}, "
+              f"{model.num_parameters():,} parameters, {device}; floor {floor:.4f} nats/token", flush=True)
         history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                         pad_id=tokenizer.pad_id, eval_every=args.eval_every, seed=args.seed,
                         progress=not args.no_progress)

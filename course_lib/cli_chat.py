@@ -170,10 +170,10 @@ def cmd_finetune(args, device, check_out, save, interrupts_deferred, error):
     val = dialogue_batch(tokenizer, usable[:n_val], context)  # always assistant-only: the replies' perplexity
     data = dialogue_batch(tokenizer, usable[n_val:], context, loss_on=args.loss_on)
     before = evaluate(model, val)
-    print(f"fine-tuning {args.base} on {args.data}: {len(usable) - n_val} conversations ({n_val} held out, "
-          f"{skipped} skipped: no reply or too long for {context} tokens), {device}; "
-          f"reply perplexity before {math.exp(before):.1f}", flush=True)
-    try:
+    try:  # the banner inside: a Ctrl-C the moment it is printed still saves
+        print(f"fine-tuning {args.base} on {args.data}: {len(usable) - n_val} conversations ({n_val} held out, "
+              f"{skipped} skipped: no reply or too long for {context} tokens), {device}; "
+              f"reply perplexity before {math.exp(before):.1f}", flush=True)
         history = train(model, data, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                         progress=not args.no_progress)
     except KeyboardInterrupt:
