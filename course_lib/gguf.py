@@ -572,30 +572,6 @@ class GGUFTokenizer(GPT2Tokenizer):
             pieces = split
         return pieces
 
-    def _encode_ordinary(self, text):
-        ids = []
-        for piece in self._pieces(text):
-            cached = self.cache.get(piece)
-            if cached is None:
-                visible = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
-                cached = [self.encoder[token] for token in self._bpe(visible)]
-                if len(self.cache) < 100_000:
-                    self.cache[piece] = cached
-            ids.extend(cached)
-        return ids
-
-    def encode(self, text, allow_special=False):
-        """Token ids of ``text``; control tokens written in it are plain text unless ``allow_special`` (notebook 18)."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        if not allow_special or self.special_pattern is None:
-            return self._encode_ordinary(text)
-        ids, start = [], 0
-        for match in self.special_pattern.finditer(text):
-            ids += self._encode_ordinary(text[start:match.start()]) + [self.special_ids[match.group()]]
-            start = match.end()
-        return ids + self._encode_ordinary(text[start:])
-
     def decode(self, ids):
         """The text of ``ids``; control tokens are written out (``<|im_end|>``), cut characters show as U+FFFD."""
         if isinstance(ids, torch.Tensor):

@@ -267,6 +267,7 @@ class GPT2Tokenizer:
         self.pattern = regex.compile(GPT2_PATTERN)
         self.special_pattern = regex.compile(regex.escape(ENDOFTEXT))
         self.eos_id = self.encoder[ENDOFTEXT]
+        self.special_ids = {ENDOFTEXT: self.eos_id}  # special token -> id (allow_special=True reads them)
         self.cache = {}  # piece -> ids: Zipf's law makes most pieces repeats
 
     @classmethod
@@ -310,9 +311,13 @@ class GPT2Tokenizer:
             parts = merged
         return parts
 
+    def _pieces(self, text):
+        """The pre-tokenised pieces of ``text``: BPE merges never cross them."""
+        return self.pattern.findall(text)
+
     def _encode_ordinary(self, text):
         ids = []
-        for piece in self.pattern.findall(text):
+        for piece in self._pieces(text):
             cached = self.cache.get(piece)
             if cached is None:
                 visible = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
@@ -326,11 +331,11 @@ class GPT2Tokenizer:
         """GPT-2's token ids of ``text`` (notebook 13)."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        if not allow_special:
+        if not allow_special or self.special_pattern is None:
             return self._encode_ordinary(text)
         ids, start = [], 0
         for match in self.special_pattern.finditer(text):
-            ids += self._encode_ordinary(text[start:match.start()]) + [self.eos_id]
+            ids += self._encode_ordinary(text[start:match.start()]) + [self.special_ids[match.group()]]
             start = match.end()
         return ids + self._encode_ordinary(text[start:])
 

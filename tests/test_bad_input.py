@@ -68,6 +68,8 @@ def test_torchrun_variables_that_make_no_sense_are_one_line(monkeypatch, tmp_pat
 
 fastapi = pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
+from test_server import assert_generation_stopped  # noqa: E402
+
 from course_lib.server import BackgroundServer, create_app  # noqa: E402
 
 
@@ -112,13 +114,7 @@ def test_a_non_streamed_request_whose_client_left_stops_generating():
     with BackgroundServer(create_app(model, TOKENIZER, "tiny")) as url, httpx.Client(base_url=url, timeout=30) as c:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(url + "/v1/chat/completions", json=body(max_tokens=3000), timeout=0.5)  # gives up, disconnects
-        deadline = time.monotonic() + 10
-        while c.get("/health").json()["active_generations"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        health = c.get("/health").json()
-        assert health["active_generations"] == 0, "the generation goes on after the client left"
-        time.sleep(0.3)
-        assert c.get("/health").json()["tokens_generated"] == health["tokens_generated"] < 1000
+        assert_generation_stopped(c, at_most=1000)
 
 
 def test_degenerate_sizes_are_refused_before_any_work():

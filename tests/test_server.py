@@ -221,6 +221,17 @@ def test_an_api_key_is_required_when_set():
 
 # --- disconnects and load ---------------------------------------------------------------------------------------------
 
+def assert_generation_stopped(client, at_most):
+    """After a client left: within 10 s no generation is active, and no token is generated any more."""
+    deadline = time.monotonic() + 10
+    while client.get("/health").json()["active_generations"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = client.get("/health").json()
+    assert health["active_generations"] == 0, "the generation goes on after the client left"
+    time.sleep(0.3)
+    assert client.get("/health").json()["tokens_generated"] == health["tokens_generated"] < at_most
+
+
 def test_a_client_that_disconnects_mid_stream_stops_its_generation():
     model = Slow(TOKENIZER.encode("abcdefgh"), len(TOKENIZER), context_length=4000)  # never says <|end|>
     with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -230,13 +241,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation():
                 received += line.startswith("data: ")
                 if received == 4:
                     break  # leaving the block closes the connection
-        deadline = time.monotonic() + 10
-        while c.get("/health").json()["active_generations"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        health = c.get("/health").json()
-        assert health["active_generations"] == 0, "the generation goes on after the client left"
-        time.sleep(0.3)
-        assert c.get("/health").json()["tokens_generated"] == health["tokens_generated"] < 200
+        assert_generation_stopped(c, at_most=200)
         assert c.post("/v1/chat/completions", json=body(max_tokens=2)).status_code == 200  # still serving
 
 
