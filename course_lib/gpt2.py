@@ -38,6 +38,8 @@ def _require(module, what):
 
 def config_from_hf(hf):
     """The ``GPTConfig`` of a Hugging Face GPT-2 ``config.json`` (as a dict) (notebook 13)."""
+    if not isinstance(hf, dict):
+        raise ValueError(f"config.json must be a JSON object, got {type(hf).__name__}")
     if hf.get("model_type", "gpt2") != "gpt2":
         raise ValueError(f"config.json describes a {hf.get('model_type')!r} model, not GPT-2")
     activation = hf.get("activation_function", "gelu_new")
@@ -135,7 +137,11 @@ def read_hf_weights(folder):
         _require("safetensors", "reading model.safetensors")
         from safetensors.torch import load_file
 
-        return load_file(folder / "model.safetensors")
+        try:
+            return load_file(folder / "model.safetensors")
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
+            raise ValueError(f"{folder / 'model.safetensors'} cannot be read ({str(error)[:100]}): truncated or damaged, "
+                             "an interrupted download? delete it and download again") from None
     if (folder / "pytorch_model.bin").is_file():
         return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)  # cannot run code
     raise FileNotFoundError(f"{folder} has neither model.safetensors nor pytorch_model.bin")
@@ -174,8 +180,12 @@ def random_gpt2_state(hf_config=None, seed=0, std=0.02):
 
 def _local_folder(source):
     """A folder holding the model: ``source`` itself, or the hub's cached download of it."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and Path(source).exists()):
-        folder = Path(source)
+    looks_local = isinstance(source, str) and (os.path.isabs(source) or source.startswith((".", "~"))
+                                               or source.count("/") > 1 or os.sep != "/" and os.sep in source)
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and (Path(source).exists() or looks_local)):
+        folder = Path(source).expanduser()
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder}: no such folder (a hub name looks like 'gpt2' or 'openai-community/gpt2')")
         if not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file; give the folder that holds config.json and the weights")
         return folder

@@ -69,6 +69,9 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not isinstance(self.compile, bool):
             raise TypeError(f"compile must be True or False, got {self.compile!r}")
+        if self.lr_decay_steps and self.warmup_steps > self.lr_decay_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} is longer than lr_decay_steps={self.lr_decay_steps}: the "
+                             "learning rate would never decay; the decay ends after the warm-up")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size={self.batch_size} must be a multiple of grad_accum={self.grad_accum}")
 
@@ -294,6 +297,9 @@ def pretrain(model, train_ids, val_ids=None, config=None, out=None, tokenizer=No
     """
     config = config if config is not None else TrainConfig()
     _check_pretrain_args(model, train_ids, val_ids, config)
+    if stop_after is not None:
+        require_positive_int("stop_after", stop_after)
+    require_finite_number("tokens_per_char", tokens_per_char, low=0, low_open=True)
     ctx = distributed or Distributed(device=next(model.parameters()).device)
     per_rank = config.batch_size // config.grad_accum
     if per_rank % ctx.world_size:

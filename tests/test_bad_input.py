@@ -129,3 +129,37 @@ def test_degenerate_sizes_are_refused_before_any_work():
         GPTConfig(vocab_size=10, context_length=10**9)
     assert sinusoidal_table(4, 8, dtype=torch.float16).dtype == torch.float16  # positive controls
     GPTConfig(vocab_size=10, context_length=8192)
+
+
+def test_schedules_and_counts_that_make_no_sense_are_refused():
+    from course_lib.pretraining import TrainConfig, pretrain
+
+    with pytest.raises(ValueError, match="never decay"):
+        TrainConfig(steps=100, warmup_steps=80, lr_decay_steps=50)
+    TrainConfig(steps=100, warmup_steps=50, lr_decay_steps=50)  # positive control: warm-up, then the decay
+    model = GPT(GPTConfig(vocab_size=5, context_length=4, d_model=8, n_heads=2))
+    ids = torch.randint(0, 5, (100,))
+    config = TrainConfig(steps=2, batch_size=2, warmup_steps=1, eval_every=1, eval_windows=2)
+    with pytest.raises(ValueError, match="stop_after"):
+        pretrain(model, ids, ids, config, progress=False, stop_after=-1)
+    with pytest.raises(ValueError, match="tokens_per_char"):
+        pretrain(model, ids, ids, config, progress=False, tokens_per_char=-1.0)
+
+
+def test_gpt2_folders_that_are_missing_broken_or_cut_short_say_so(tmp_path):
+    import json
+
+    from course_lib.gpt2 import load_gpt2
+
+    for missing in (str(tmp_path / "missing"), tmp_path / "missing", "./no/such/folder"):
+        with pytest.raises(FileNotFoundError, match="no such folder"):
+            load_gpt2(missing)
+    (tmp_path / "config.json").write_text("[1]")
+    with pytest.raises(ValueError, match="JSON object"):
+        load_gpt2(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 10, "n_positions": 8, "n_embd": 8,
+                                                      "n_layer": 1, "n_head": 2}))
+    pytest.importorskip("safetensors")
+    (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        load_gpt2(tmp_path)
