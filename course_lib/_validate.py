@@ -20,6 +20,21 @@ def require_tensor(name, value, min_dim=None, dim=None, floating=False, integer=
         )
 
 
+def token_id_list(ids):
+    """``ids`` as a list of ints: a list or tuple of ints, or a 1-D integer tensor (every tokenizer's ``decode``)."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
+            raise ValueError(f"decode expects one sequence of token ids (a 1-D integer tensor), got a {ids.dim()}-D "
+                             f"{ids.dtype} tensor of shape {tuple(ids.shape)}: decode each row on its own")
+        return ids.tolist()
+    if not isinstance(ids, (list, tuple)):
+        raise TypeError(f"decode expects a list of token ids or a 1-D tensor, got {type(ids).__name__}")
+    bad = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int)), None)
+    if bad is not None:
+        raise TypeError(f"decode expects int token ids, got {type(bad).__name__} {bad!r:.40}: one sequence, not a batch")
+    return list(ids)
+
+
 def is_compiling():
     """True while ``torch.compile`` traces the code: checks that read tensor values step aside then."""
     check = getattr(getattr(torch, "compiler", None), "is_compiling", None)

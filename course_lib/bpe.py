@@ -10,6 +10,8 @@ the plain loop in ``tests/test_bpe.py``.
 """
 import numpy as np
 
+from ._validate import token_id_list
+
 
 def merge(ids, pair, new_id):
     """Replace every occurrence of ``pair`` (left to right, not overlapping) in ``ids`` by ``new_id`` (notebook 09)."""
@@ -32,6 +34,8 @@ class BPETokenizer:
     """Byte-level BPE: ``BPETokenizer.train(text, vocab_size)``, then ``encode`` / ``decode`` (notebook 09)."""
 
     def __init__(self, merges):
+        if isinstance(merges, (str, bytes)) or not hasattr(merges, "__iter__"):
+            raise TypeError(f"merges must be a list of (left, right) token id pairs, got {type(merges).__name__}")
         self.merges = [tuple(pair) for pair in merges]  # merges[r] makes token 256 + r
         self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}  # pair -> its merge's rank
         self.vocab = {i: bytes([i]) for i in range(256)}  # token id -> the bytes it stands for
@@ -97,6 +101,7 @@ class BPETokenizer:
 
     def decode(self, ids):
         """The text of ``ids``; byte sequences that are not valid UTF-8 show as U+FFFD."""
+        ids = token_id_list(ids)
         for i in ids:
             if i not in self.vocab:
                 raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self)})")

@@ -75,6 +75,8 @@ def template_of(tokenizer):
 
 def chat_tokenizer(base):
     """``base`` with the chat template's four special tokens appended (notebook 14); its own ids are unchanged."""
+    if not all(callable(getattr(base, name, None)) for name in ("encode", "decode", "__len__")):
+        raise TypeError(f"chat_tokenizer needs a tokenizer (encode, decode, len), got {type(base).__name__}")
     if isinstance(base, SpecialTokens):
         if tuple(base.specials) != CHAT_SPECIALS:
             raise ValueError(f"this tokenizer has other special tokens {base.specials}; expected {list(CHAT_SPECIALS)}")

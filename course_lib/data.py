@@ -18,6 +18,8 @@ def data_path(name: str) -> Path:
     Works from any working directory, because it is found relative to this package rather than
     to wherever the notebook was started.
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a file name in data/ such as 'lang.txt', got {name!r:.60}")
     folder = data_dir()
     path = folder / name
     if not path.is_file():

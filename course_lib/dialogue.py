@@ -52,18 +52,24 @@ def read_dialogues(path):
     if not path.is_file():
         raise FileNotFoundError(f"no dialogue file at {path}")
     conversations = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(record, dict) or "turns" not in record:
-                raise ValueError(f"{where}: expected an object with \"turns\", got {line.strip()[:60]}")
-            conversations.append(check_turns(record["turns"], where))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ValueError(f"{path.name} line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save the file as "
+                         "UTF-8") from None
+    for number, line in enumerate(text.split("\n"), start=1):  # as a file is read: "\n" only (JSON may hold U+2028)
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict) or "turns" not in record:
+            raise ValueError(f"{where}: expected an object with \"turns\", got {line.strip()[:60]}")
+        conversations.append(check_turns(record["turns"], where))
     if not conversations:
         raise ValueError(f"{path} holds no conversation")
     return conversations

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._validate import token_id_list
 from .gpt import GPT, GPTConfig
 from .gpt2 import GPT2_PATTERN, GPT2Tokenizer, bytes_to_unicode
 from .templates import ChatML
@@ -574,8 +575,7 @@ class GGUFTokenizer(GPT2Tokenizer):
 
     def decode(self, ids):
         """The text of ``ids``; control tokens are written out (``<|im_end|>``), cut characters show as U+FFFD."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
+        ids = token_id_list(ids)
         out, run = [], []
         for i in ids:
             if i in self.decoder and self.decoder[i] in self.special_ids:

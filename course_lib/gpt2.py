@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ._validate import token_id_list
 from .gpt import GPT, GPTConfig
 
 #: The released sizes: (layers, heads, width); all have context 1024 and 50,257 tokens.
@@ -351,8 +352,7 @@ class GPT2Tokenizer:
 
     def decode(self, ids):
         """The text of ``ids``; byte sequences cut inside a character show as U+FFFD (notebook 13)."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
+        ids = token_id_list(ids)
         try:
             visible = "".join(self.decoder[i] for i in ids)
         except KeyError as error:

@@ -3,6 +3,8 @@ from collections import Counter
 
 import torch
 
+from ._validate import token_id_list
+
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
 
@@ -76,10 +78,7 @@ class WordTokenizer:
 
     def decode(self, ids, skip_special=True):
         """The text of ``ids`` (a list or a 1-D tensor); special tokens are dropped unless asked for."""
-        if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1:
-                raise ValueError(f"decode expects one sequence (1-D), got shape {tuple(ids.shape)}")
-            ids = ids.tolist()
+        ids = token_id_list(ids)
         words = []
         for i in ids:
             if not 0 <= i < len(self.itos):
@@ -149,8 +148,7 @@ class CharTokenizer:
 
     def decode(self, ids):
         """The text of ``ids`` (a list or a 1-D tensor)."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
+        ids = token_id_list(ids)
         for i in ids:
             if not 0 <= i < len(self.chars):
                 raise ValueError(f"token id {i} is outside the vocabulary [0, {len(self.chars)})")
@@ -205,8 +203,7 @@ class SpecialTokens:
 
     def decode(self, ids, skip_special=True):
         """The text of ``ids``; special tokens are dropped, or written out with ``skip_special=False``."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
+        ids = token_id_list(ids)
         text, run = [], []
         for i in ids:
             if not 0 <= i < len(self):

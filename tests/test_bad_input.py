@@ -163,3 +163,30 @@ def test_gpt2_folders_that_are_missing_broken_or_cut_short_say_so(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
     with pytest.raises(ValueError, match="truncated or damaged"):
         load_gpt2(tmp_path)
+
+
+def test_wrong_types_and_files_name_what_was_expected(tmp_path):
+    from course_lib.bpe import BPETokenizer
+    from course_lib.data import data_path
+    from course_lib.dialogue import read_dialogues
+    from course_lib.tokenizer import CharTokenizer, WordTokenizer
+
+    good = '{"turns": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok \\u2028 fine"}]}\n'
+    (tmp_path / "d.jsonl").write_bytes((good + good).encode() + b'{"turns": [{"role": "user", "content": "h\xff"}]}\n')
+    with pytest.raises(ValueError, match=r"d.jsonl line 3: not UTF-8"):
+        read_dialogues(tmp_path / "d.jsonl")
+    (tmp_path / "ok.jsonl").write_text(good + "\r\n" + good, encoding="utf-8")
+    assert len(read_dialogues(tmp_path / "ok.jsonl")) == 2  # positive control: CRLF and U+2028 inside a string read
+    tokenizers = [CharTokenizer("abc"), BPETokenizer([]), WordTokenizer.from_sentences(["a b"]), chat_tokenizer(CHARS)]
+    for tokenizer in tokenizers:
+        with pytest.raises(ValueError, match="1-D"):
+            tokenizer.decode(torch.tensor([[0, 1]]))
+        with pytest.raises(TypeError, match="list of token ids"):
+            tokenizer.decode(None)
+        assert isinstance(tokenizer.decode(torch.tensor([0, 1])), str)
+    with pytest.raises(TypeError, match="merges"):
+        BPETokenizer(None)
+    with pytest.raises(TypeError, match="chat_tokenizer needs a tokenizer"):
+        chat_tokenizer(None)
+    with pytest.raises(TypeError, match="file name in data"):
+        data_path(None)
