@@ -7,6 +7,7 @@ course's ``data/dialogues.jsonl`` (from the chatterbot corpus, ``tools/make_dial
 Cornell Movie-Dialogs corpus (the first source document's) into it, and refuse bad data with an
 error that names the file, the line and what was expected.
 """
+import io
 import json
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def read_dialogues(path):
         line = raw[:error.start].count(b"\n") + 1
         raise ValueError(f"{path.name} line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save the file as "
                          "UTF-8") from None
-    for number, line in enumerate(text.split("\n"), start=1):  # as a file is read: "\n" only (JSON may hold U+2028)
+    for number, line in enumerate(io.StringIO(text, newline=None), start=1):  # lines as open() reads them
         if not line.strip():
             continue
         where = f"{path.name} line {number}"
