@@ -52,9 +52,9 @@ print("device:", device)
 # **sha256**, and only then moves it into place; a file already there is checked and reused.
 # (`python -m course_lib fetch smollm2` does the same from a terminal.)
 
-# %% tags=["nbval-ignore-output"]
+# %%
 path = fetch_smollm2()
-print(path, f"{path.stat().st_size:,} bytes")
+print(f"{path.name}: {path.stat().st_size:,} bytes, sha256 checked")
 
 # %% [markdown]
 # A GGUF file starts with the four bytes `GGUF`, a version, and two counts, all little-endian.
