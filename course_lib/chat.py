@@ -84,10 +84,6 @@ def chat_tokenizer(base):
     return SpecialTokens(base, CHAT_SPECIALS)
 
 
-def _check_chat_tokenizer(tokenizer):
-    return template_of(tokenizer)
-
-
 def render(turns):
     """The conversation as the model reads it, markers written out (notebook 14)."""
     check_turns(turns)
@@ -100,7 +96,7 @@ def encode_turns(tokenizer, turns):
     The learned tokens are the assistant's: its text and its ``<|end|>``; never its marker (the
     code writes that, to ask for a reply), never a user's or the system's token.
     """
-    template = _check_chat_tokenizer(tokenizer)
+    template = template_of(tokenizer)
     check_turns(turns)
     return template.encode(tokenizer, turns)
 
@@ -129,7 +125,7 @@ def fit_turns(tokenizer, turns, budget):
     rest = turns[len(system):]
     last_user = max(i for i, t in enumerate(rest) if t["role"] == "user") if any(
         t["role"] == "user" for t in rest) else 0
-    template = _check_chat_tokenizer(tokenizer)
+    template = template_of(tokenizer)
     lengths = [len(template.encode(tokenizer, [t])[0]) for t in rest]
     system_length = len(template.encode(tokenizer, system)[0]) if system else 0
     start = 0
@@ -158,7 +154,7 @@ def encode_dialogue(tokenizer, turns, context_length, loss_on="assistant"):
     require_positive_int("context_length", context_length)
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
-    template = _check_chat_tokenizer(tokenizer)
+    template = template_of(tokenizer)
     turns, _ = fit_turns(tokenizer, template.with_default_system(check_turns(turns)), context_length + 1)
     ids, learned = template.encode(tokenizer, turns)
     keep = learned[1:] if loss_on == "assistant" else [True] * (len(ids) - 1)
@@ -174,7 +170,7 @@ def dialogue_batch(tokenizer, conversations, context_length, loss_on="assistant"
     """
     if isinstance(conversations, dict) or not conversations:
         raise ValueError("dialogue_batch expects a non-empty list of conversations (lists of turns)")
-    template = _check_chat_tokenizer(tokenizer)
+    template = template_of(tokenizer)
     pairs = [encode_dialogue(tokenizer, turns, context_length, loss_on) for turns in conversations]
     width = max(len(x) for x, _ in pairs)
     pad = tokenizer.id_of(END) if isinstance(template, CourseTemplate) else template.end_id
@@ -261,7 +257,7 @@ def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperat
     other marker, which would start a turn that is not the assistant's) or after
     ``max_new_tokens`` tokens. The reply never contains the prompt or a marker.
     """
-    template = _check_chat_tokenizer(tokenizer)
+    template = template_of(tokenizer)
     _check_sampling_args(temperature, top_k, top_p)
     require_positive_int("max_new_tokens", max_new_tokens)
     require_finite_number("repetition_penalty", repetition_penalty, low=1.0)

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from .chat import _check_chat_tokenizer, stream_chat
+from .chat import stream_chat, template_of
 from .dialogue import check_turns
 
 #: Largest request body accepted, in bytes (a long conversation is a few kilobytes).
@@ -253,7 +253,7 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
-    _check_chat_tokenizer(tokenizer)
+    template_of(tokenizer)
     shared = SharedModel(model)
     app = FastAPI(title="course_lib chat server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.active, app.state.tokens_total, app.state.counter_lock = 0, 0, threading.Lock()
