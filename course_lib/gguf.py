@@ -78,10 +78,6 @@ class GGUFTensor:
     offset: int  # from the start of the file
     nbytes: int
 
-    @property
-    def n_values(self):
-        return int(np.prod(self.shape, dtype=np.int64))
-
 
 @dataclass
 class GGUFFile:
@@ -337,13 +333,6 @@ def _round_half_away(x):  # C's roundf: 2.5 -> 3, -2.5 -> -3 (numpy's round woul
 
 def _pack_nibbles(q):  # (n_blocks, 32) values 0..15 -> (n_blocks, 16) bytes: value i low, value i + 16 high
     return q[:, :16] | (q[:, 16:] << 4)
-
-
-def quantization_error(values, kind):
-    """``dequantize(quantize(values, kind), kind) - values``, as float32 (notebook 18)."""
-    x = np.ascontiguousarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values,
-                             dtype=np.float32).reshape(-1)
-    return dequantize(quantize(x, kind), kind) - x
 
 
 @torch.no_grad()

@@ -106,25 +106,35 @@ def load_gpt2(source, device=None):
     ...) downloaded with ``huggingface_hub`` once and cached. Offline and not cached: a
     ``ConnectionError`` within seconds that says so. The model comes back in eval mode.
     """
-    folder = _local_folder(source)
+    model = model_from_hf_folder(_local_folder(source), config_from_hf, convert_state_dict, "GPT-2")
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def model_from_hf_folder(folder, config_from, convert, what):
+    """A ``GPT`` from a Hugging Face folder: ``config_from(config.json)``, then ``convert(weights, config)`` (notebooks 13, 18).
+
+    ``what`` names the architecture in the errors ("GPT-2", "Llama"): a missing or unreadable
+    ``config.json``, weights that lack a tensor, or weights whose shapes do not fit the config.
+    """
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
     try:
-        config = config_from_hf(json.loads(config_path.read_text(encoding="utf-8")))
+        config = config_from(json.loads(config_path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{config_path} is not a GPT-2 config.json ({type(error).__name__}: {error})") from None
+        raise ValueError(f"{config_path} is not a {what} config.json ({type(error).__name__}: {error})") from None
     model = GPT(config)
     state = read_hf_weights(folder)
     try:
-        model.load_state_dict(convert_state_dict(state, config))
+        model.load_state_dict(convert(state, config))
     except KeyError as error:
-        raise ValueError(f"{folder}'s weights lack {error}: not a GPT-2 checkpoint of this config") from None
+        raise ValueError(f"{folder}'s weights lack {error}: not a {what} checkpoint of this config") from None
     except RuntimeError as error:  # shapes that do not match the config
-        raise ValueError(f"{folder}'s weights do not fit its config.json: {str(error).splitlines()[1][:200]}") from None
-    if device is not None:
-        model.to(device)
-    return model.eval()
+        lines = str(error).splitlines()
+        raise ValueError(f"{folder}'s weights do not fit its config.json: {lines[min(1, len(lines) - 1)][:200]}") from None
+    return model
 
 
 def read_hf_weights(folder):
@@ -179,8 +189,8 @@ def random_gpt2_state(hf_config=None, seed=0, std=0.02):
     return state
 
 
-def _local_folder(source):
-    """A folder holding the model: ``source`` itself, or the hub's cached download of it."""
+def _local_folder(source, files=("config.json", "model.safetensors", "vocab.json", "merges.txt")):
+    """A folder holding the model: ``source`` itself, or the hub's cached download of its ``files``."""
     looks_local = isinstance(source, str) and (os.path.isabs(source) or source.startswith((".", "~"))
                                                or source.count("/") > 1 or os.sep != "/" and os.sep in source)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and (Path(source).exists() or looks_local)):
@@ -192,7 +202,7 @@ def _local_folder(source):
         return folder
     if not isinstance(source, str) or not source:
         raise TypeError(f"source must be a folder or a hub name such as 'gpt2', got {source!r}")
-    return download(source, ["config.json", "model.safetensors", "vocab.json", "merges.txt"])
+    return download(source, list(files))
 
 
 def download(name, files, timeout=5.0):

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from .gguf import GGUFError, GGUFTokenizer, template_from_jinja
-from .gpt import GPT, GPTConfig
-from .gpt2 import download, read_hf_weights
+from .gpt import GPTConfig
+from .gpt2 import _local_folder, model_from_hf_folder
 
 FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
 
@@ -115,26 +115,9 @@ def load_llama(source, device=None, dtype=torch.float32):
     name such as ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` (downloaded once into Hugging Face's
     cache; offline and not cached, a ``ConnectionError`` within seconds that says so).
     """
-    if isinstance(source, str) and not Path(source).exists():
-        folder = download(source, FILES)
-    else:
-        folder = Path(source)
-        if not folder.is_dir():
-            raise NotADirectoryError(f"{folder}: not a folder; give the folder that holds config.json and the weights")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: not a Hugging Face model folder")
-    try:
-        config = config_from_hf_llama(json.loads(config_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{config_path} is not a Llama config.json ({type(error).__name__}: {error})") from None
-    model = GPT(config)
-    try:
-        model.load_state_dict(convert_llama_state_dict(read_hf_weights(folder), config))
-    except KeyError as error:
-        raise ValueError(f"{folder}'s weights lack {error}: not a Llama checkpoint of this config") from None
-    except RuntimeError as error:
-        raise ValueError(f"{folder}'s weights do not fit its config.json: {str(error).splitlines()[-1][:200]}") from None
+    folder = _local_folder(source, FILES)  # a missing local folder says so; a hub name is downloaded once
+    model = model_from_hf_folder(folder, config_from_hf_llama, convert_llama_state_dict, "Llama")
+    config = model.config
     tokenizer = tokenizer_from_hf(folder)
     if len(tokenizer) > config.vocab_size:
         raise GGUFError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model {config.vocab_size}")

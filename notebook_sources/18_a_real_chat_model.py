@@ -518,12 +518,12 @@ for name, stored, bpb in rows:
 
 # %% [markdown]
 # What the table says (measured on the 2-core CPU: SmolLM2 1.566 bits per byte as shipped, 1.564
-# re-quantized to Q8_0, 1.598 to Q4_1, 1.696 to Q4_0; notebook 12's model 3.059 in float32, 3.059
-# in Q8_0, 3.069 in Q4_1):
+# re-quantized to Q8_0, 1.598 to Q4_1, 1.696 to Q4_0; notebook 12's model 3.075 in float32, 3.074
+# in Q8_0, 3.086 in Q4_1, 3.090 in Q4_0):
 #
 # - **Q8_0 is free**: 3.8 × smaller than float32 and the same quality, on both models.
 # - **4 bits cost a little**: Q4_1 (5 bits per weight with its scale and minimum) loses about
-#   0.01 bits per character on the course's model; Q4_0, without the minimum, more on SmolLM2.
+#   0.01 bits per character on the course's model; Q4_0, without the minimum, more (most on SmolLM2).
 # - **Re-quantizing SmolLM2's Q4_1 file cannot give back what was lost**: its float weights are
 #   gone, and the 16 levels of a new block fall on the old levels only when the block's smallest
 #   and largest old codes both occur, so re-quantizing to Q4_1 *adds* error (1.598 against 1.566).
