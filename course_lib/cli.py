@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .cli_align import add_align_commands, cmd_eval, cmd_rl
 from .cli_chat import add_chat_commands, cmd_chat, cmd_fetch, cmd_finetune, cmd_serve
 from .cli_common import (
     DEFAULTS,
@@ -99,6 +100,7 @@ def build_parser():
     s.add_argument("--seed", type=_number(int, 0), default=0, help="random seed (default: 0)")
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     add_chat_commands(commands, _number, PROG)
+    add_align_commands(commands, _number, PROG)
     return parser
 
 
@@ -255,6 +257,10 @@ def main(argv=None):
             return cmd_chat(args, _device(args.device), CourseError)
         if args.command == "serve":
             return cmd_serve(args, _device(args.device), CourseError)
+        if args.command == "rl":
+            return cmd_rl(args, _device(args.device), _check_out, _save, _interrupts_deferred, CourseError)
+        if args.command == "eval":
+            return cmd_eval(args, _device(args.device), CourseError)
         if args.command == "fetch":
             return cmd_fetch(args, CourseError)
         return _cmd_train(args) if args.command == "train" else _cmd_sample(args)

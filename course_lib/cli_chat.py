@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .chat import LOSS_ON, chat_tokenizer, dialogue_batch, select_trainable, stream_chat
+from .cli_align import TASK_FINETUNE_DEFAULTS, add_task_flag, cmd_finetune_task
 from .dialogue import read_dialogues
 from .gpt import grow_vocabulary
 from .tokenizer import CharTokenizer, SpecialTokens
@@ -30,14 +31,18 @@ def add_chat_commands(commands, number, prog):
                             description="Fine-tune a trained checkpoint into a chat model: the chat template's "
                                         "markers are added to its tokenizer, and the loss counts the assistant's "
                                         "turns only. Ctrl-C stops early and still saves.")
-    f.add_argument("--base", required=True, type=Path, help=f"a checkpoint written by '{prog} train' (or by finetune)")
-    f.add_argument("--data", required=True, type=Path, help="JSON lines, one {\"turns\": [...]} per line (e.g. data/dialogues.jsonl)")
+    f.add_argument("--base", type=Path, default=None,
+                   help=f"a checkpoint written by '{prog} train' (or by finetune); with --task: optional (default: a new model)")
+    f.add_argument("--data", type=Path, default=None,
+                   help="JSON lines, one {\"turns\": [...]} per line (e.g. data/dialogues.jsonl)")
+    add_task_flag(f, required=False)
     f.add_argument("--out", required=True, type=Path, help="where to write the chat checkpoint (e.g. runs/chat.pt)")
-    f.add_argument("--steps", type=number(int, 0), default=FINETUNE_DEFAULTS["steps"], help="optimizer steps (default: 150)")
-    f.add_argument("--lr", type=number(float, 0, low_open=True), default=FINETUNE_DEFAULTS["lr"],
-                   help="AdamW learning rate (default: 3e-3)")
-    f.add_argument("--batch-size", type=number(int, 1), default=FINETUNE_DEFAULTS["batch_size"],
-                   help="conversations per step (default: 32)")
+    f.add_argument("--steps", type=number(int, 0), default=None,
+                   help=f"optimizer steps (default: 150; {TASK_FINETUNE_DEFAULTS['steps']} with --task)")
+    f.add_argument("--lr", type=number(float, 0, low_open=True), default=None,
+                   help=f"AdamW learning rate (default: 3e-3; {TASK_FINETUNE_DEFAULTS['lr']} with --task)")
+    f.add_argument("--batch-size", type=number(int, 1), default=None,
+                   help=f"conversations per step (default: 32; {TASK_FINETUNE_DEFAULTS['batch_size']} with --task)")
     f.add_argument("--val-fraction", type=number(float, 0, 0.5, low_open=True), default=FINETUNE_DEFAULTS["val_fraction"],
                    help="conversations held out to measure the replies' perplexity (default: 0.1)")
     f.add_argument("--loss-on", choices=LOSS_ON, default="assistant",
@@ -139,7 +144,18 @@ def _load(flag, path, device, error):
 
 
 def cmd_finetune(args, device, check_out, save, interrupts_deferred, error):
-    """``finetune``: a base checkpoint and dialogues in, a chat checkpoint out (notebook 14)."""
+    """``finetune``: a base checkpoint and dialogues in, a chat checkpoint out (notebook 14); ``--task``: notebook 19."""
+    for name in ("steps", "lr", "batch_size"):
+        setattr(args, name + "_given", getattr(args, name) is not None)
+    if args.task is not None:
+        return cmd_finetune_task(args, device, check_out, save, interrupts_deferred, error)
+    missing = [flag for flag, value in (("--base", args.base), ("--data", args.data)) if value is None]
+    if missing:
+        raise error(f"the following arguments are required: {', '.join(missing)} (or --task arithmetic, which "
+                    "makes its own conversations)")
+    for name in ("steps", "lr", "batch_size"):
+        if getattr(args, name) is None:
+            setattr(args, name, FINETUNE_DEFAULTS[name])
     check_out(args)
     if args.out.exists() and args.base.exists() and args.out.resolve() == args.base.resolve():
         raise error(f"--out {args.out} is the --base checkpoint: write the chat model to a new file, keep the base")

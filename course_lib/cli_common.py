@@ -83,7 +83,8 @@ def _check_out(args):
         check_output_path(args.out)
     except ValueError as error:
         raise CourseError(f"--out {error}") from None
-    if args.out.exists() and args.data.exists() and args.out.resolve() == args.data.resolve():
+    data = getattr(args, "data", None)
+    if args.out.exists() and data is not None and data.exists() and args.out.resolve() == data.resolve():
         raise CourseError(f"--out {args.out} is the --data file: writing the checkpoint there would destroy the corpus")
 
 

@@ -813,4 +813,102 @@ MUTANTS = {
                      "    order = [h * hd + 2 * i + j for h in range(n_heads) for j in (0, 1) for i in range(hd // 2)]\n    return weight[order]",
         },
     },
+    "ex19_reply_mask": {
+        "wrong": {
+            "prompt marked": "def reply_mask(prompt_lengths, reply_lengths, width):\n    pos = torch.arange(width)[None]\n"
+                             "    return pos < torch.tensor(prompt_lengths)[:, None]",
+            "starts one early": "def reply_mask(prompt_lengths, reply_lengths, width):\n    pos = torch.arange(width)[None]\n    p = torch.tensor(prompt_lengths)[:, None]\n"
+                                "    return (pos >= p - 1) & (pos < p - 1 + torch.tensor(reply_lengths)[:, None])",
+            "padding included": "def reply_mask(prompt_lengths, reply_lengths, width):\n    return torch.arange(width)[None] >= torch.tensor(prompt_lengths)[:, None]",
+            "one too many": "def reply_mask(prompt_lengths, reply_lengths, width):\n    pos = torch.arange(width)[None]\n    p = torch.tensor(prompt_lengths)[:, None]\n"
+                            "    return (pos >= p) & (pos <= p + torch.tensor(reply_lengths)[:, None])",
+            "floats": "def reply_mask(prompt_lengths, reply_lengths, width):\n    pos = torch.arange(width)[None]\n    p = torch.tensor(prompt_lengths)[:, None]\n"
+                      "    return ((pos >= p) & (pos < p + torch.tensor(reply_lengths)[:, None])).float()",
+            "reply length only": "def reply_mask(prompt_lengths, reply_lengths, width):\n    return torch.arange(width)[None] < torch.tensor(reply_lengths)[:, None]",
+        },
+        "right": {
+            "loop": "def reply_mask(prompt_lengths, reply_lengths, width):\n    mask = torch.zeros(len(prompt_lengths), width, dtype=torch.bool)\n"
+                    "    for i, (p, r) in enumerate(zip(prompt_lengths, reply_lengths)):\n        mask[i, p:p + r] = True\n    return mask",
+            "library": "from course_lib.align import pack\n\n\ndef reply_mask(prompt_lengths, reply_lengths, width):\n"
+                       "    _, m = pack([[0] * p for p in prompt_lengths], [[0] * r for r in reply_lengths], 0)\n"
+                       "    return torch.cat([m, torch.zeros(len(m), width - m.shape[1], dtype=torch.bool)], 1)",
+        },
+    },
+    "ex19_group_advantages": {
+        "wrong": {
+            "whole batch": "def group_advantages(rewards, group_size, eps=1e-4):\n    return (rewards - rewards.mean()) / (rewards.std() + eps)",
+            "population std": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(-1, group_size)\n"
+                              "    return ((g - g.mean(1, keepdim=True)) / (g.std(1, unbiased=False, keepdim=True) + eps)).view(-1)",
+            "no mean": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(-1, group_size)\n    return (g / (g.std(1, keepdim=True) + eps)).view(-1)",
+            "no std": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(-1, group_size)\n    return (g - g.mean(1, keepdim=True)).view(-1)",
+            "strided groups": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(group_size, -1).T\n"
+                              "    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)).T.reshape(-1)",
+            "no eps": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(-1, group_size)\n"
+                      "    return ((g - g.mean(1, keepdim=True)) / g.std(1, keepdim=True)).view(-1)",
+            "grouped shape": "def group_advantages(rewards, group_size, eps=1e-4):\n    g = rewards.view(-1, group_size)\n"
+                             "    return (g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)",
+        },
+        "right": {
+            "library": "from course_lib.align import group_advantages as _ga\n\n\ndef group_advantages(rewards, group_size, eps=1e-4):\n    return _ga(rewards, group_size, eps)",
+            "loop": "def group_advantages(rewards, group_size, eps=1e-4):\n    out = []\n    for i in range(0, len(rewards), group_size):\n"
+                    "        g = rewards[i:i + group_size]\n        out.append((g - g.mean()) / (g.std() + eps))\n    return torch.cat(out)",
+        },
+    },
+    "ex19_dpo_loss": {
+        "wrong": {
+            "sign": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid(beta * ((pr - rr) - (pc - rc))).mean()",
+            "no reference": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid(beta * (pc - pr)).mean()",
+            "no beta": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid((pc - rc) - (pr - rr)).mean()",
+            "sum": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid(beta * ((pc - rc) - (pr - rr))).sum()",
+            "plus": "def dpo_loss(pc, pr, rc, rr, beta):\n    return torch.nn.functional.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean()",
+            "sigmoid": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.sigmoid(beta * ((pc - rc) - (pr - rr))).mean()",
+            "beta on the reference only": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid((pc - pr) - beta * (rc - rr)).mean()",
+            "reference added": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.nn.functional.logsigmoid(beta * ((pc + rc) - (pr + rr))).mean()",
+        },
+        "right": {
+            "log of sigmoid": "def dpo_loss(pc, pr, rc, rr, beta):\n    return -torch.log(torch.sigmoid(beta * ((pc - rc) - (pr - rr)))).mean()",
+            "softplus": "def dpo_loss(pc, pr, rc, rr, beta):\n    return torch.nn.functional.softplus(-beta * ((pc - pr) - (rc - rr))).mean()",
+            "library": "from course_lib.align import dpo_loss as library_dpo\n\n\ndef dpo_loss(pc, pr, rc, rr, beta):\n    return library_dpo(pc, pr, rc, rr, beta)",
+        },
+    },
+    "ex20_lora_forward": {
+        "wrong": {
+            "no scale": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ weight.T + bias + (x @ A.T) @ B.T",
+            "r over alpha": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ weight.T + bias + (A.shape[0] / alpha) * (x @ A.T) @ B.T",
+            "alpha only": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ weight.T + bias + alpha * (x @ A.T) @ B.T",
+            "update only": "def lora_forward(x, weight, bias, A, B, alpha):\n    return (alpha / A.shape[0]) * (x @ A.T) @ B.T",
+            "no bias": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ weight.T + (alpha / A.shape[0]) * (x @ A.T) @ B.T",
+            "rank from B's rows": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ weight.T + bias + (alpha / B.shape[0]) * (x @ A.T) @ B.T",
+        },
+        "right": {
+            "full product": "def lora_forward(x, weight, bias, A, B, alpha):\n    return x @ (weight + alpha / A.shape[0] * B @ A).T + bias",
+            "functional": "def lora_forward(x, weight, bias, A, B, alpha):\n    import torch.nn.functional as F\n"
+                          "    return F.linear(x, weight, bias) + F.linear(F.linear(x, A), B) * (alpha / A.shape[0])",
+        },
+    },
+    "ex20_merge": {
+        "wrong": {
+            "no scale": "def merged_weight(weight, A, B, alpha):\n    return weight + B @ A",
+            "unchanged": "def merged_weight(weight, A, B, alpha):\n    return weight.clone()",
+            "update only": "def merged_weight(weight, A, B, alpha):\n    return (alpha / A.shape[0]) * B @ A",
+            "minus": "def merged_weight(weight, A, B, alpha):\n    return weight - (alpha / A.shape[0]) * B @ A",
+            "alpha only": "def merged_weight(weight, A, B, alpha):\n    return weight + alpha * B @ A",
+        },
+        "right": {
+            "in place on a copy": "def merged_weight(weight, A, B, alpha):\n    w = weight.clone()\n    w.addmm_(B, A, alpha=alpha / A.shape[0])\n    return w",
+            "transposes": "def merged_weight(weight, A, B, alpha):\n    return weight + (alpha / A.shape[0]) * (A.T @ B.T).T",
+        },
+    },
+    "ex20_lora_count": {
+        "wrong": {
+            "full matrix": "def lora_parameter_count(shapes, rank):\n    return sum(rank * a * b for a, b in shapes)",
+            "one side": "def lora_parameter_count(shapes, rank):\n    return sum(rank * b for a, b in shapes)",
+            "no rank": "def lora_parameter_count(shapes, rank):\n    return sum(a + b for a, b in shapes)",
+            "squared rank": "def lora_parameter_count(shapes, rank):\n    return sum(rank * rank * (a + b) for a, b in shapes)",
+            "with the weights": "def lora_parameter_count(shapes, rank):\n    return sum(rank * (a + b) + a * b for a, b in shapes)",
+        },
+        "right": {
+            "loop": "def lora_parameter_count(shapes, rank):\n    total = 0\n    for d_out, d_in in shapes:\n        total += rank * d_in + d_out * rank\n    return total",
+        },
+    },
 }

@@ -14,9 +14,12 @@ LAYERS = {  # module -> layer
     "gpt2": "interop",  # GPT-2's weights into the model, and its tokenizer: model and text, nothing above
     "gguf": "interop",  # a GGUF file's weights, tokenizer and chat template (notebook 18): the same layer as gpt2
     "llama": "interop",  # the same model from Hugging Face's unquantized files (notebook 18)
-    "training": "train", "pretraining": "train",
+    "training": "train", "pretraining": "train", "lora": "train",
+    "align": "align",  # GRPO and DPO (notebook 19): training that samples, so beside train, with generate below it
+    "tasks": "chat",  # a checkable task in the chat format, and its greedy evaluation (notebook 19)
     "sampling": "generate", "kv_cache": "generate",
     "chat": "chat",
+    "cli_align": "faces",
     "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "cli_common": "faces", "server": "faces", "recipes": "faces",
     "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
 }
@@ -26,9 +29,10 @@ MAY_IMPORT = {  # layer -> the layers it may import
     "text": {"base", "text"},
     "interop": {"base", "model", "text", "interop"},
     "train": {"base", "model", "text", "train"},
+    "align": {"base", "model", "text", "train", "generate", "align"},
     "generate": {"base", "generate"},
     "chat": {"base", "text", "generate", "chat"},
-    "faces": {"base", "model", "text", "interop", "train", "generate", "chat", "faces"},
+    "faces": {"base", "model", "text", "interop", "train", "align", "generate", "chat", "faces"},
 }
 HEAVY = ["transformers", "huggingface_hub", "safetensors", "tiktoken", "regex", "fastapi", "uvicorn", "nbgrader", "gguf",
          "accelerate"]
