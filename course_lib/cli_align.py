@@ -25,12 +25,13 @@ TASK_FINETUNE_DEFAULTS = {"steps": 1350, "lr": 2e-3, "batch_size": 128, "problem
 
 
 def add_task_flag(parser, required):
+    """Add ``--task`` to a command's parser (notebook 19)."""
     parser.add_argument("--task", choices=TASKS, required=required, default=None,
                         help="a task a program checks: 'arithmetic' (What is A + B? with A, B in 0..999; notebook 19)")
 
 
 def add_align_commands(commands, number, prog):
-    """Add ``rl`` and ``eval`` to the parser's subcommands (``finetune --task`` is in ``cli_chat``)."""
+    """Add ``rl`` and ``eval`` to the parser's subcommands (notebook 19; ``finetune --task`` is in ``cli_chat``)."""
     r = commands.add_parser("rl", help="improve a chat checkpoint with rewards: GRPO or DPO (notebook 19)",
                             description="Reinforcement learning with a reward a program computes (GRPO, default) or "
                                         "preference tuning on pairs of the model's own right and wrong replies (DPO). "

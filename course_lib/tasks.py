@@ -51,7 +51,7 @@ _HELD_OUT = frozenset(held_out_problems())
 
 
 def sample_problems(rng, n):
-    """``n`` training problems ``[(a, b), ...]`` drawn with ``rng`` (a ``random.Random``), never a held-out one."""
+    """``n`` training problems ``[(a, b), ...]`` drawn with ``rng`` (a ``random.Random``), never a held-out one (notebook 19)."""
     problems = []
     while len(problems) < n:
         a, b = rng.randint(0, LARGEST), rng.randint(0, LARGEST)

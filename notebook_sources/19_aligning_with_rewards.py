@@ -461,5 +461,18 @@ if not grading:
 # python -m course_lib eval --checkpoint runs/grpo.pt --task arithmetic --json
 # ```
 #
-# `docs/alignment.md` has the figures of those longer runs. Notebook 20 fine-tunes the real
-# SmolLM2 without updating its weights: LoRA.
+# `docs/alignment.md` has the figures of those longer runs: from the 2-core CPU, GRPO's 300 steps
+# took the start from 52.6% to 72.6% in 147 s, and the same time on more SFT to 82.8%.
+#
+# ## Summary
+#
+# - A reward a program computes is enough to improve a model: no example answer needed.
+# - GRPO: sample a group per question, standardise the rewards within it (the group is the
+#   baseline), raise the good replies' log-probability through a clipped ratio, with an optional KL
+#   penalty to the start. A group that agrees teaches nothing.
+# - DPO: one loss on (chosen, rejected) pairs against a frozen reference; ln 2 at the start. Cheap,
+#   and fragile: judge it by the task's metric, never by its own loss.
+# - Both count only the reply's tokens (the mask), its end-of-turn included.
+# - When the right answers exist, supervised fine-tuning is still the better teacher per second.
+#
+# Next, notebook 20 fine-tunes the real SmolLM2 without updating its weights: LoRA.

@@ -303,3 +303,15 @@ print("merged and adapted logits agree within 1e-3:", torch.allclose(merged_logi
 # A longer run, DPO or GRPO on the real model with LoRA adapters (`course_lib.align` works on any
 # model whose trainable parameters are the adapters), is a GPU job; on a CPU the notebook keeps to
 # what CI can afford.
+#
+# ## Summary
+#
+# - LoRA freezes a weight $W$ and trains $\Delta W = \frac{\alpha}{r} B A$ beside it: $B$ starts at
+#   zero, so training starts from the model itself.
+# - Multiply $x$ by $A$ first: the full $d_{out} \times d_{in}$ update is never built while training.
+# - Trainable numbers: $r (d_{in} + d_{out})$ per layer — under 1% of SmolLM2 at rank 4 — and the
+#   optimizer's state shrinks with them.
+# - Merging $W + \frac{\alpha}{r} B A$ gives the same model, at no cost at inference.
+# - Teaching one thing can bend others: measure what should not change (rehearsal helps).
+#
+# This is the last notebook of the course's chat-model path; `docs/alignment.md` gathers its figures.

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,9 @@ def test_ctrl_c_during_grpo_keeps_the_run(tmp_path):
         env={**os.environ, "COURSE_DEVICE": "cpu"})
     assert process.stdout.readline().startswith("GRPO on arithmetic")
     started = _cpu_seconds(process.pid)
-    while _cpu_seconds(process.pid) - started < 3.0 and process.poll() is None:
-        pass
+    deadline = time.monotonic() + 60 * TIME_SCALE
+    while _cpu_seconds(process.pid) - started < 3.0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
     assert process.returncode == 130, stderr
