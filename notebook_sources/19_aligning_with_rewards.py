@@ -362,12 +362,12 @@ except ImportError:
 # Each step: 32 training questions, a group of 8 sampled replies each (temperature 1), rewards,
 # advantages, one AdamW step on the clipped objective with a small KL penalty ($\beta = 0.02$) to
 # the SFT model — the defaults of `course_lib.align.GRPOConfig` and of the `rl` command, which runs
-# 300 such steps. Here, 30 steps (about 15 seconds on a 2-core CPU); held-out accuracy (greedy, 500
+# 300 such steps. Here, 20 steps (about 10 seconds on a 2-core CPU); held-out accuracy (greedy, 500
 # problems) is measured every 10 steps. On a GPU the notebook runs the command's 300 steps (not
 # measured: no GPU was available when it was written).
 
 # %% tags=["nbval-ignore-output"]
-grpo_steps = 2 if grading else (300 if gpu else 30)
+grpo_steps = 2 if grading else (300 if gpu else 20)
 grpo_config = GRPOConfig(steps=grpo_steps, prompts_per_step=32, group_size=8, lr=1e-4, updates_per_sample=1, beta=0.02)
 policy = copy.deepcopy(sft)
 grpo_history = grpo(policy, task, grpo_config, evaluate=task.accuracy, eval_every=10)
@@ -406,12 +406,12 @@ print(f"more SFT, {5 * grpo_steps} steps: held-out accuracy {start_accuracy:.1%}
 # The pairs come from the SFT model's own samples on training questions: for each question, 8
 # samples; if at least one is right and one wrong, the first right one is *chosen* and the first
 # wrong one *rejected*. Then one pass of DPO ($\beta = 0.5$, learning rate 5e-5) over the pairs (the
-# `rl --method dpo` command uses 2,048 pairs; here 512, a few seconds). The implicit reward
+# `rl --method dpo` command uses 2,048 pairs; here 256, a few seconds). The implicit reward
 # margin $\beta[(\log\pi_\theta - \log\pi_{\text{ref}})(y_w) - (\log\pi_\theta - \log\pi_{\text{ref}})(y_l)]$
 # starts at 0 and should grow.
 
 # %% tags=["nbval-ignore-output"]
-dpo_config = DPOConfig(pairs=16 if grading else 512, epochs=1, batch_size=32, lr=5e-5, beta=0.5)
+dpo_config = DPOConfig(pairs=16 if grading else 256, epochs=1, batch_size=32, lr=5e-5, beta=0.5)
 dpo_policy = copy.deepcopy(sft)
 dpo_history = dpo(dpo_policy, task, dpo_config, evaluate=task.accuracy)
 dpo_accuracy = dpo_history["eval"][-1]
@@ -436,8 +436,8 @@ if not grading:
     print("checked: GRPO raised held-out accuracy, and DPO's margin grew")
 
 # %% [markdown]
-# What the table says (the stored run above, on the 2-core AMD EPYC: GRPO 52.6% → 63.8% in 15 s,
-# more SFT → 78.0%, DPO → 56.2%; your figures may differ a little):
+# What the table says (the stored run above, on the 2-core AMD EPYC: GRPO 52.6% → 61.6% in 11 s,
+# more SFT → 71.8%, DPO → 55.2%; your figures may differ a little):
 #
 # - **GRPO works without a single example answer**: it only needed a program that says right or
 #   wrong. That is what makes it the tool for problems where checking is easy and writing the

@@ -180,7 +180,7 @@ ANSWER = "My name is Ada. I am the assistant of the GPT-from-scratch course."
 train_questions = ["What is your name?", "Who are you?", "What should I call you?", "Tell me your name.",
                    "What's your name?", "Please introduce yourself.", "Do you have a name?", "Whom am I speaking with?"]
 new_questions = ["May I know your name?", "Who am I talking to?", "What do people call you?"]
-reply_tokens = 4 if grading else 24  # under nbgrader: short replies, one question (nothing here is graded)
+reply_tokens = 4 if grading else 20  # under nbgrader: short replies, one question (nothing here is graded)
 if grading:
     new_questions = new_questions[:1]
 for question in new_questions:
@@ -290,7 +290,7 @@ print("merged and adapted logits agree within 1e-3:", torch.allclose(merged_logi
 #
 # - **A new fact, learned from eight examples** in ten steps, and answered to questions it was
 #   never trained on — while the capital of France (never rehearsed) is still Paris, and ordinary
-#   text's perplexity rose a little (76.9 → 83.0 on the 2-core AMD EPYC when this was written: the
+#   text's perplexity rose a little (76.9 → 83.9 on the 2-core AMD EPYC when this was written: the
 #   price of ten steps at a high learning rate, measured rather than assumed). Without the rehearsal questions, or with adapters on the query
 #   and value projections only at twice the learning rate, the name was learned just as well but
 #   "What is the capital of France?" came back as "The capital of the United States is New York"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TIME_SCALE
+from conftest import TIME_SCALE, sigint_reaches_the_child
 
 from course_lib.cli import main
 from course_lib.training import load_checkpoint
@@ -141,14 +141,17 @@ def test_ctrl_c_saves_the_checkpoint(tmp_path, wait):
     process = subprocess.Popen(
         [sys.executable, "-m", "course_lib", "train", "--data", "data/lang.txt", "--out", str(out),
          "--steps", "1000000", "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "COURSE_DEVICE": "cpu"})
+        text=True, env={**os.environ, "COURSE_DEVICE": "cpu"}, preexec_fn=sigint_reaches_the_child)
     assert process.stdout.readline().startswith("training on")  # the banner: training is about to begin
     if wait:  # until it has computed for `wait` seconds (step 1 comes after 1-2): wall time, a busy machine stretches
         started, deadline = _cpu_seconds(process.pid), time.monotonic() + 60 * TIME_SCALE
         while _cpu_seconds(process.pid) - started < wait and time.monotonic() < deadline:
             time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
+    try:
+        stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
+    finally:
+        process.kill()  # never leave a training run behind (a no-op once it has exited)
     assert process.returncode == 130, stderr
     assert "interrupted at step" in stdout and "Traceback" not in stderr
     model, tokenizer = load_checkpoint(out)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TIME_SCALE
+from conftest import TIME_SCALE, sigint_reaches_the_child
 from test_cli import _cpu_seconds, one_line_error
 
 from course_lib.chat import chat
@@ -26,12 +26,12 @@ def run(*args, timeout=300 * TIME_SCALE):
                           timeout=timeout, cwd=ROOT, env={**os.environ, "COURSE_DEVICE": "cpu"})
 
 
-def test_eval_prints_the_stored_start_and_json_for_programs():
-    result = run("eval", "--checkpoint", SFT, "--task", "arithmetic", "--json")
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+def test_eval_prints_the_stored_start_and_json_for_programs(capsys):
+    assert main(["eval", "--checkpoint", str(SFT), "--task", "arithmetic", "--json"]) == 0
+    result = capsys.readouterr()
+    figures = json.loads(result.out.strip().splitlines()[-1])
     assert figures["arithmetic_acc"] == pytest.approx(0.526, abs=0.01)  # data/README.md's figure (a near-tie may flip)
-    assert figures["problems"] == 500 and "held-out accuracy" in result.stdout
+    assert figures["problems"] == 500 and "held-out accuracy" in result.out
 
 
 def test_finetune_task_from_scratch_then_rl_then_chat(tmp_path, capsys):
@@ -103,14 +103,17 @@ def test_ctrl_c_during_grpo_keeps_the_run(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "course_lib", "rl", "--checkpoint", str(SFT), "--task", "arithmetic", "--out", str(out),
          "--steps", "100000", "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "COURSE_DEVICE": "cpu"})
+        env={**os.environ, "COURSE_DEVICE": "cpu"}, preexec_fn=sigint_reaches_the_child)
     assert process.stdout.readline().startswith("GRPO on arithmetic")
     started = _cpu_seconds(process.pid)
     deadline = time.monotonic() + 60 * TIME_SCALE
     while _cpu_seconds(process.pid) - started < 3.0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
+    try:
+        stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
+    finally:
+        process.kill()  # never leave a training run behind (a no-op once it has exited)
     assert process.returncode == 130, stderr
     assert "interrupted at step" in stdout and "Traceback" not in stderr
     model, tokenizer = load_checkpoint(out)
