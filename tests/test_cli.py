@@ -70,6 +70,16 @@ def one_line_error(result, *words):
         assert word in lines[0], (word, lines[0])
 
 
+def expect_one_line_errors(cases, capsys):
+    """Run each ``(argv, words)`` in this process: a non-zero exit, one line on stderr holding every word."""
+    for argv, words in cases:
+        code = main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
+        for word in words:
+            assert word in err, (argv, word, err)
+
+
 def test_error_paths(tmp_path, checkpoint, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
@@ -116,12 +126,7 @@ def test_error_paths(tmp_path, checkpoint, capsys):
         (("train", "--tokenizer", "bpe", "--data", shakespeare, "--out", out, "--bpe-vocab-size", 100), ["must be >= 257"]),
         (("train", "--tokenizer", "char", "--data", shakespeare, "--out", shakespeare), ["is the --data file"]),
     ]
-    for argv, words in cases:
-        code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
-        for word in words:
-            assert word in err, (argv, word, err)
+    expect_one_line_errors(cases, capsys)
     assert not out.exists()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TIME_SCALE, sigint_reaches_the_child
-from test_cli import _cpu_seconds, one_line_error
+from test_cli import _cpu_seconds, expect_one_line_errors, one_line_error
 
 from course_lib.chat import chat
 from course_lib.cli import main
@@ -89,12 +89,7 @@ def test_error_paths(tmp_path, capsys):
         (("finetune", "--task", "arithmetic", "--base", plain, "--out", out), ["not a chat model"]),
         (("finetune", "--task", "arithmetic", "--out", out, "--steps", "-1"), ["--steps"]),
     ]
-    for argv, words in cases:
-        code = main([str(a) for a in argv])
-        err = capsys.readouterr().err
-        assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
-        for word in words:
-            assert word in err, (argv, word, err)
+    expect_one_line_errors(cases, capsys)
     assert not out.exists()
 
 
