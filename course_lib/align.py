@@ -150,10 +150,6 @@ def sample_replies(model, prompts, n, max_new_tokens, stop_id, temperature=1.0, 
     return replies
 
 
-def _reply_text(tokenizer, reply, stop_id):
-    return tokenizer.decode([t for t in reply if t != stop_id])
-
-
 # --- the training loops ----------------------------------------------------------------------------
 
 def _knob(default, help):
