@@ -257,6 +257,21 @@ def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperat
     other marker, which would start a turn that is not the assistant's) or after
     ``max_new_tokens`` tokens. The reply never contains the prompt or a marker.
     """
+    template, prompt, dropped = chat_prompt(model, tokenizer, history, message, max_new_tokens, temperature, top_k,
+                                            top_p, repetition_penalty, generator)
+    stream = ChatStream(None, len(prompt), dropped)
+    stream._pieces = _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperature, top_k, top_p,
+                                   repetition_penalty, generator, stream)
+    return stream
+
+
+def chat_prompt(model, tokenizer, history, message, max_new_tokens=200, temperature=0.7, top_k=None, top_p=0.9,
+                repetition_penalty=1.0, generator=None):
+    """``(template, prompt_ids, dropped_turns)``: what ``stream_chat`` feeds the model, every argument checked (notebook 15).
+
+    A server that batches many conversations (notebook 21) builds each prompt here and generates it
+    with ``course_lib.batching``, stopping where ``template.ends_turn`` says.
+    """
     template = template_of(tokenizer)
     _check_sampling_args(temperature, top_k, top_p)
     require_positive_int("max_new_tokens", max_new_tokens)
@@ -276,11 +291,31 @@ def stream_chat(model, tokenizer, history, message, max_new_tokens=200, temperat
     budget = context_length - min(max_new_tokens, context_length // 4) - len(asking)
     added = template.with_default_system(turns)  # ChatML models add their default system prompt
     turns, dropped = fit_turns(tokenizer, added, budget)
-    prompt = template.encode(tokenizer, turns)[0] + asking
-    stream = ChatStream(None, len(prompt), dropped)
-    stream._pieces = _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperature, top_k, top_p,
-                                   repetition_penalty, generator, stream)
-    return stream
+    return template, template.encode(tokenizer, turns)[0] + asking, dropped
+
+
+class TextPieces:
+    """A reply's tokens turned into text pieces as they come (notebook 15).
+
+    ``push(token)`` returns the text the token adds ("" while a byte-level token ends inside a
+    character: the piece waits for the rest); ``flush()`` returns what is left at the end.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.tokens, self.shown = tokenizer, [], ""
+
+    def push(self, token):
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens)
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.shown = text[len(self.shown):], text
+        return piece
+
+    def flush(self):
+        text = self.tokenizer.decode(self.tokens)
+        piece, self.shown = text[len(self.shown):], text
+        return piece
 
 
 def chat(model, tokenizer, history, message, max_new_tokens=200, temperature=0.7, top_k=None, top_p=0.9,
@@ -298,7 +333,7 @@ def _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperatur
     ids = torch.tensor([prompt], dtype=torch.long, device=device)  # (1, seq)
     was_training = model.training
     model.eval()
-    reply, shown = [], ""
+    reply, pieces = [], TextPieces(tokenizer)
 
     def logits_from_window():  # the last position's logits, from (at most) the last context_length tokens
         cache = KVCache(len(model.blocks))
@@ -327,18 +362,17 @@ def _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperatur
                 break
             reply.append(token)
             stream.completion_tokens = len(reply)
-            text = tokenizer.decode(reply)
-            if not text.endswith("\ufffd"):  # a byte-level token may end inside a character: wait for the rest
-                yield text[len(shown):]
-                shown = text
+            piece = pieces.push(token)  # "" while a byte-level token ends inside a character
+            if piece:
+                yield piece
             ids = torch.cat([ids, torch.tensor([[token]], device=device)], dim=1)
             if len(cache) < context_length:
                 logits = model(ids[:, -1:], cache=cache)[0, -1]  # one new token, cached past
             else:
                 logits, cache = logits_from_window()  # a full window: positions shift
         stream.finish_reason = stream.finish_reason or "length"
-        text = tokenizer.decode(reply)
-        if text[len(shown):]:
-            yield text[len(shown):]
+        rest = pieces.flush()
+        if rest:
+            yield rest
     finally:
         model.train(was_training)

@@ -75,6 +75,13 @@ def add_chat_commands(commands, number, prog):
     v.add_argument("--port", type=number(int, 0, 65535), default=8000, help="port (default: 8000)")
     v.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 requests")
     v.add_argument("--model-name", default=None, help="the model id clients send (default: the checkpoint's file name)")
+    v.add_argument("--batching", choices=["continuous", "none"], default="continuous",
+                   help="continuous: one batch for all active requests, joining and leaving between steps (notebook 21); "
+                        "none: one request's forward pass at a time (notebook 16) (default: continuous)")
+    v.add_argument("--max-batch", type=number(int, 1, 4096), default=32,
+                   help="most requests generated together (default: 32)")
+    v.add_argument("--max-waiting", type=number(int, 1, 100000), default=64,
+                   help="most requests waiting for a place; more get 429 (default: 64)")
     v.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
     g = commands.add_parser("fetch", help="download a real model file once (notebook 18)",
@@ -226,8 +233,9 @@ def cmd_serve(args, device, error):
               file=sys.stderr, flush=True)
     name = args.model_name or default_name
     print(f"serving {args.checkpoint or args.gguf} as {name!r} on http://{args.host}:{args.port} (chat page at /, API at /v1); "
-          "Ctrl-C stops", flush=True)
-    serve(model, tokenizer, args.host, args.port, name, args.api_key)
+          f"; batching: {args.batching}; Ctrl-C stops", flush=True)
+    serve(model, tokenizer, args.host, args.port, name, args.api_key, batching=args.batching, max_batch=args.max_batch,
+          max_waiting=args.max_waiting)
     return 0
 
 

@@ -94,15 +94,20 @@ class DecoderBlock(nn.Module):
         return x
 
 
-def block_mask(T, padding_mask=None, cache=None, layer=0, device=None):
+def block_mask(T, padding_mask=None, cache=None, layer=0, device=None, key_mask=None):
     """What a decoder block attends with, as ``(mask, is_causal)`` (notebook 05; ``is_causal`` notebook 12).
 
     The mask is causal, with ``padding_mask`` combined by ``&``. Two cases need no tensor: the
     plain causal mask (no padding, nothing cached) is ``(None, True)``, which lets the fused
     attention kernel skip the hidden half without reading a mask; one new query after the cache
     (generation, notebook 11) may see every position before it: ``(None, False)``.
+
+    ``key_mask`` ``(batch, past + T)`` (batched generation, notebook 21) marks the real keys, the
+    cached ones included; it works with a cache, and is combined with the causal mask by ``&``.
     """
     past = cache.cached(layer) if cache is not None else 0
+    if key_mask is not None:  # (batch, 1, T, past + T): causal, and never a padding key
+        return causal_mask(T, device=device, past=past) & key_mask[:, None, None, :], False
     if padding_mask is not None and cache is not None:
         raise ValueError("padding_mask is not supported together with a KV cache")
     if padding_mask is None:

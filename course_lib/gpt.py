@@ -101,6 +101,10 @@ class GPT(nn.Module):
 
     With ``positions="rope"`` (notebook 17) nothing is added to the token vectors: every block
     rotates its queries and keys by their positions (``course_lib.modern.apply_rope``).
+
+    Batched generation (notebook 21) passes two more: ``positions`` ``(batch, T)``, each token's
+    position in its own row (a left-padded row starts later), and ``key_mask`` ``(batch, past + T)``,
+    True where a key is a real token and False at padding, for the cached keys too.
     """
 
     def __init__(self, config: GPTConfig):
@@ -137,26 +141,31 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, token_ids, targets=None, pad_id=None, cache=None):
+    def forward(self, token_ids, targets=None, pad_id=None, cache=None, positions=None, key_mask=None):
         c = self.config
         self._check_inputs(token_ids, targets, pad_id, cache)
+        self._check_rows(token_ids, cache, positions, key_mask, pad_id)
         batch, T = token_ids.shape
         past = len(cache) if cache is not None else 0
-        positions = torch.arange(past, past + T, device=token_ids.device)  # along the SEQUENCE, whatever the batch size
+        if positions is None:  # along the SEQUENCE, whatever the batch size: (T,)
+            positions = torch.arange(past, past + T, device=token_ids.device)
         rope = None
         if c.positions == "learned":
-            pos = self.position_embedding(positions)  # (T, d_model)
+            pos = self.position_embedding(positions)  # (T, d_model), or (batch, T, d_model) with a position per row
         elif c.positions == "rope":
             pos = 0  # nothing added: the blocks rotate queries and keys instead
-            rope = (self.rope_cos[past:past + T], self.rope_sin[past:past + T])  # (T, head_dim) each
+            if positions.dim() == 1:
+                rope = (self.rope_cos[past:past + T], self.rope_sin[past:past + T])  # (T, head_dim) each
+            else:  # a position per row: (batch, 1, T, head_dim), broadcast over the heads
+                rope = (self.rope_cos[positions][:, None], self.rope_sin[positions][:, None])
         else:
-            pos = self.position_table[past:past + T]  # (T, d_model)
+            pos = self.position_table[positions]  # (T, d_model), or (batch, T, d_model)
         tokens = self.token_embedding(token_ids)  # (batch, T, d_model)
         if c.scale_embeddings:
             tokens = tokens * self.embedding_scale  # so the small N(0, 0.02) word vectors are not drowned by positions
         x = self.dropout(tokens + pos)  # (batch, T, d_model)
         padding = padding_mask(token_ids, pad_id) if pad_id is not None else None  # (batch, 1, 1, T)
-        mask = block_mask(T, padding, cache, device=token_ids.device)  # built once, shared by every block
+        mask = block_mask(T, padding, cache, device=token_ids.device, key_mask=key_mask)  # built once, for every block
         for layer, block in enumerate(self.blocks):
             x = block(x, cache=cache, layer=layer, attn_mask=mask, rope=rope)  # (batch, T, d_model)
         logits = self.lm_head(self.ln_f(x))  # (batch, T, vocab_size)
@@ -193,6 +202,29 @@ class GPT(nn.Module):
                 raise ValueError(f"targets must have the shape of token_ids {tuple(token_ids.shape)}, got {tuple(targets.shape)}")
             if checking_values:
                 require_token_ids("targets", targets, c.vocab_size, ignore_index=pad_id if pad_id is not None else -100)
+
+    def _check_rows(self, token_ids, cache, positions, key_mask, pad_id):
+        batch, T = token_ids.shape
+        past = len(cache) if cache is not None else 0
+        if positions is not None:
+            require_tensor("positions", positions, dim=2, integer=True)
+            if positions.shape != token_ids.shape:
+                raise ValueError(f"positions must have the shape of token_ids {tuple(token_ids.shape)} (one position per "
+                                 f"token), got {tuple(positions.shape)}")
+            if not is_compiling() and positions.numel():
+                low, high = (int(v) for v in torch.aminmax(positions))
+                if low < 0 or high >= self.config.context_length:
+                    raise ValueError(f"positions must be in [0, {self.config.context_length}) (the context), got values "
+                                     f"from {low} to {high}")
+        if key_mask is not None:
+            if not isinstance(key_mask, torch.Tensor) or key_mask.dtype != torch.bool:
+                raise TypeError(f"key_mask must be a bool tensor (True = a real token), got "
+                                f"{getattr(key_mask, 'dtype', type(key_mask).__name__)}")
+            if tuple(key_mask.shape) != (batch, past + T):
+                raise ValueError(f"key_mask must be (batch, cached + new) = ({batch}, {past + T}), one flag per key, "
+                                 f"got {tuple(key_mask.shape)}")
+            if pad_id is not None:
+                raise ValueError("pass either pad_id or key_mask, not both: both say which keys are padding")
 
     @property
     def attention_weights(self):

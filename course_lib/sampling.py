@@ -163,3 +163,45 @@ def generate_text(model, tokenizer, prompt, max_new_tokens=30, temperature=1.0, 
     out = generate(model, torch.tensor(ids, dtype=torch.long), max_new_tokens, temperature=temperature, top_k=top_k,
                    top_p=top_p, eos_id=eos_id, generator=generator)
     return tokenizer.decode(out.tolist())
+
+
+def generate_batch(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, stop_id=None,
+                   generator=None):
+    """Continue every prompt of ``prompts`` (lists of token ids, any lengths) in shared forward passes (notebook 21).
+
+    Returns one list of new token ids per prompt, ending at ``stop_id`` when the model produced it
+    (a row stops there; the others go on), else after ``max_new_tokens`` tokens. Prompts are left-padded
+    with a key mask and per-row positions (``course_lib.batching``), so greedy replies are the ones
+    ``generate`` gives each prompt alone. Sampling draws the rows' tokens in row order from one
+    ``generator``: seeded, the result is reproducible, though not the draws of one-at-a-time.
+    """
+    from .batching import Request, Scheduler  # batching builds on this module's sampling
+
+    _check_sampling_args(temperature, top_k, top_p)
+    require_positive_int("max_new_tokens", max_new_tokens, allow_zero=True)
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError("prompts must be a non-empty list of prompts, each a list of token ids")
+    vocab_size = model.config.vocab_size
+    for index, prompt in enumerate(prompts):
+        if isinstance(prompt, torch.Tensor):
+            raise TypeError(f"prompts[{index}] is a tensor: give each prompt as a list of ints (tensor.tolist())")
+        if not isinstance(prompt, (list, tuple)) or not prompt:
+            raise ValueError(f"prompts[{index}] must be a non-empty list of token ids, got {prompt!r:.60}")
+        bad = next((t for t in prompt if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < vocab_size), None)
+        if bad is not None:
+            raise ValueError(f"prompts[{index}] holds {bad!r:.40}: token ids must be ints in [0, {vocab_size})")
+    if stop_id is not None and (isinstance(stop_id, bool) or not isinstance(stop_id, int) or not 0 <= stop_id < vocab_size):
+        raise ValueError(f"stop_id must be a token id in [0, {vocab_size}) or None, got {stop_id!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    scheduler = Scheduler(model, max_batch=len(prompts), max_waiting=len(prompts))
+    requests = [scheduler.submit(Request(list(p), max_new_tokens, temperature, top_k, top_p, stop_id, generator))
+                for p in prompts]
+    was_training = model.training
+    model.eval()
+    try:
+        while scheduler.step():
+            pass
+    finally:
+        model.train(was_training)
+    return [r.tokens + ([stop_id] if r.finish_reason == "stop" else []) for r in requests]

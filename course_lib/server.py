@@ -8,8 +8,9 @@
 ``pip install -e ".[serve]"``.
 
 Every bad request gets a 4xx with OpenAI's error object, ``{"error": {"message", "type", "param",
-"code"}}``, naming the field; the model is shared by all requests, one forward pass at a time; a
-client that disconnects mid-stream stops its generation.
+"code"}}``, naming the field; a client that disconnects stops its generation. By default one
+scheduler steps all active requests in one batch (continuous batching, notebook 21; a full waiting
+line answers 429); ``batching="none"`` shares the model one forward pass at a time (notebook 16).
 """
 import json
 import math
@@ -19,7 +20,7 @@ import time
 
 import torch
 
-from .chat import stream_chat, template_of
+from .chat import TextPieces, chat_prompt, stream_chat, template_of
 from .dialogue import check_turns
 
 #: Largest request body accepted, in bytes (a long conversation is a few kilobytes).
@@ -205,22 +206,49 @@ def holdback(text, stops):
     return longest
 
 
-class Generation:
-    """One reply being written: the chat stream, cut at the first stop sequence (notebook 16)."""
+class StopCutter:
+    """A reply's text cut at the first stop sequence, and how much of it may be sent yet (notebook 16)."""
+
+    def __init__(self, stops):
+        self.stops, self.text, self.sent, self.finish_reason = stops, "", 0, None
+
+    def add(self, piece):
+        """Take the next piece of text; True when a stop sequence has just ended the reply."""
+        self.text += piece
+        cut = min((i for i in (self.text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text, self.finish_reason = self.text[:cut], "stop"
+            return True
+        return False
+
+    def ready(self):
+        """The text that can be sent now (none of what might begin a stop sequence), or "" ."""
+        ready = len(self.text) if self.finish_reason else len(self.text) - holdback(self.text, self.stops)
+        if ready <= self.sent:
+            return ""
+        piece, self.sent = self.text[self.sent:ready], ready
+        return piece
+
+
+class Generation(StopCutter):
+    """One reply written one request at a time, the model shared by turns (``batching="none"``; notebook 16)."""
 
     def __init__(self, shared, tokenizer, settings):
+        super().__init__(settings["stop"])
         generator = None
         if settings["seed"] is not None:
             generator = torch.Generator(device=next(shared.parameters()).device).manual_seed(settings["seed"] % 2**63)
-        self.stops = settings["stop"]
         try:
             self.stream = stream_chat(shared, tokenizer, settings["history"], settings["message"],
                                       settings["max_tokens"], settings["temperature"], None, settings["top_p"], 1.0,
                                       generator)
         except ValueError as error:  # a character the tokenizer lacks, a last message too long for the context
-            code = "context_length_exceeded" if "fit in the context" in str(error) else None
-            raise APIError(400, str(error), "messages", code=code) from None
-        self.text, self.sent, self.finish_reason = "", 0, None
+            raise _prompt_error(error) from None
+        self.dropped_turns = self.stream.dropped_turns
+
+    @property
+    def completion_tokens(self):
+        return self.stream.completion_tokens
 
     def next_piece(self):
         """The next text that can be sent, or None when the reply is over (runs in a worker thread)."""
@@ -228,39 +256,137 @@ class Generation:
             piece = next(self.stream, None)
             if piece is None:
                 self.finish_reason = self.stream.finish_reason or "stop"
-            else:
-                self.text += piece
-                cut = min((i for i in (self.text.find(s) for s in self.stops) if i >= 0), default=-1)
-                if cut >= 0:
-                    self.text, self.finish_reason = self.text[:cut], "stop"
-                    self.stream.cancel()
-            ready = len(self.text) if self.finish_reason else len(self.text) - holdback(self.text, self.stops)
-            if ready > self.sent:
-                piece, self.sent = self.text[self.sent:ready], ready
+            elif self.add(piece):
+                self.stream.cancel()
+            piece = self.ready()
+            if piece:
                 return piece
         return None
+
+    async def next_piece_async(self):
+        import anyio
+
+        return await anyio.to_thread.run_sync(self.next_piece)  # one token's work in a worker thread
+
+    def cancel(self):
+        self.stream.cancel()
 
     def usage(self):
         prompt, completion = self.stream.prompt_tokens, self.stream.completion_tokens
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
-    """The FastAPI application serving ``model`` (a chat model and its chat tokenizer) (notebook 16)."""
+class BatchedGeneration(StopCutter):
+    """One reply written by the scheduler, in one batch with every other active request (``batching="continuous"``;
+    notebook 21). The scheduler's thread hands tokens to this request's asyncio queue: no thread waits per request."""
+
+    def __init__(self, scheduler, model, tokenizer, settings, loop):
+        import asyncio
+
+        from .batching import QueueFull, Request
+
+        super().__init__(settings["stop"])
+        generator = None
+        if settings["seed"] is not None:
+            generator = torch.Generator(device=next(model.parameters()).device).manual_seed(settings["seed"] % 2**63)
+        try:
+            template, prompt, self.dropped_turns = chat_prompt(model, tokenizer, settings["history"], settings["message"],
+                                                               settings["max_tokens"], settings["temperature"], None,
+                                                               settings["top_p"], 1.0, generator)
+        except ValueError as error:
+            raise _prompt_error(error) from None
+        self.events = asyncio.Queue()
+        self.pieces = TextPieces(tokenizer)
+        self.prompt_tokens, self.completion_tokens = len(prompt), 0
+        self.request = Request(prompt, settings["max_tokens"], settings["temperature"], None, settings["top_p"],
+                               stop=lambda token: template.ends_turn(tokenizer, token), generator=generator,
+                               vocab_limit=len(tokenizer),
+                               on_event=lambda kind, value: loop.call_soon_threadsafe(self.events.put_nowait, (kind, value)))
+        try:
+            scheduler.submit(self.request)
+        except QueueFull as error:
+            raise APIError(429, f"the server is busy: {error}; try again in a moment", type="rate_limit_error",
+                           code="queue_full") from None
+
+    async def next_piece_async(self):
+        """The next text that can be sent, or None when the reply is over."""
+        while self.finish_reason is None:
+            kind, value = await self.events.get()
+            if kind == "token":
+                self.completion_tokens += 1
+                if self.add(self.pieces.push(value)):
+                    self.request.cancel()  # a stop sequence: the scheduler drops the row at its next step
+            else:
+                if value == "error":
+                    raise APIError(500, f"generation failed: {self.request.error}", type="server_error")
+                self.add(self.pieces.flush())
+                self.finish_reason = self.finish_reason or ("length" if value == "length" else "stop")
+            piece = self.ready()
+            if piece:
+                return piece
+        return None
+
+    def cancel(self):
+        self.request.cancel()
+
+    def usage(self):
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _prompt_error(error):
+    code = "context_length_exceeded" if "fit in the context" in str(error) else None
+    return APIError(400, str(error), "messages", code=code)
+
+
+#: How requests share the model: ``"continuous"`` (one batch, rows joining and leaving between steps; notebook 21)
+#: or ``"none"`` (one forward pass of one request at a time, taking turns; notebook 16).
+BATCHING = ("continuous", "none")
+
+
+def create_app(model, tokenizer, model_name="course-gpt", api_key=None, batching="continuous", max_batch=32,
+               max_waiting=64):
+    """The FastAPI application serving ``model`` (a chat model and its chat tokenizer) (notebook 16).
+
+    ``batching="continuous"`` (notebook 21): a ``course_lib.batching.Scheduler`` owns the model and
+    steps every active request in one forward pass, at most ``max_batch`` at once; up to
+    ``max_waiting`` more wait, and a request beyond them gets a 429. ``batching="none"``: each
+    request generates on its own, the model shared one forward pass at a time.
+    """
     require_fastapi()
-    import anyio
+    import asyncio
+    import contextlib
+
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
 
+    from .batching import Scheduler
+
     template_of(tokenizer)
+    if batching not in BATCHING:
+        raise ValueError(f"batching must be one of {BATCHING}, got {batching!r}")
     shared = SharedModel(model)
-    app = FastAPI(title="course_lib chat server", docs_url=None, redoc_url=None, openapi_url=None)
+    scheduler = Scheduler(model.eval(), max_batch, max_waiting) if batching == "continuous" else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    app = FastAPI(title="course_lib chat server", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.scheduler = scheduler
     app.state.active, app.state.tokens_total, app.state.counter_lock = 0, 0, threading.Lock()
     created = int(time.time())
 
     def error_response(error):
-        return JSONResponse(error.body(), status_code=error.status)
+        headers = {"Retry-After": "1"} if error.status == 429 else None  # a full queue: come back in a second
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
     @app.exception_handler(APIError)
     async def api_error(_request, error):
@@ -312,8 +438,9 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_name, "active_generations": app.state.active,
-                "tokens_generated": app.state.tokens_total}
+        return {"status": "ok", "model": model_name, "batching": batching, "active_generations": app.state.active,
+                "batch_size": scheduler.active if scheduler else None,
+                "waiting": len(scheduler.waiting) if scheduler else None, "tokens_generated": app.state.tokens_total}
 
     @app.get("/v1/models")
     async def models(request: Request):
@@ -329,9 +456,12 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
     async def completions(request: Request):
         check_key(request)
         settings = parse_request(await read_json(request), model_name, model.config.context_length)
-        generation = Generation(shared, tokenizer, settings)
+        if scheduler is not None:
+            generation = BatchedGeneration(scheduler, model, tokenizer, settings, asyncio.get_running_loop())
+        else:
+            generation = Generation(shared, tokenizer, settings)
         reply_id, now = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-        headers = {"X-Dropped-Messages": str(generation.stream.dropped_turns)}
+        headers = {"X-Dropped-Messages": str(generation.dropped_turns)}
 
         def chunk(delta, finish_reason=None, usage=None):
             body = {"id": reply_id, "object": "chat.completion.chunk", "created": now, "model": model_name,
@@ -340,39 +470,43 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
                 body["choices"], body["usage"] = [], usage
             return f"data: {json.dumps(body)}\n\n"
 
-        def next_piece():  # in a worker thread: one token's work, then back to the event loop
-            piece = generation.next_piece()
-            count(tokens=generation.stream.completion_tokens - generation.counted)
-            generation.counted = generation.stream.completion_tokens
+        counted = 0
+
+        async def next_piece():
+            nonlocal counted
+            piece = await generation.next_piece_async()
+            count(tokens=generation.completion_tokens - counted)
+            counted = generation.completion_tokens
             return piece
 
-        generation.counted = 0
         count(active=1)
         if not settings["stream"]:
             try:
                 while not await request.is_disconnected():  # a client that went away stops its generation
-                    if await anyio.to_thread.run_sync(next_piece) is None:
+                    if await next_piece() is None:
                         break
             finally:
-                generation.stream.cancel()
+                generation.cancel()
                 count(active=-1)
             return JSONResponse({
                 "id": reply_id, "object": "chat.completion", "created": now, "model": model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": generation.text},
                              "finish_reason": generation.finish_reason}],
-                "usage": generation.usage(), "dropped_messages": generation.stream.dropped_turns}, headers=headers)
+                "usage": generation.usage(), "dropped_messages": generation.dropped_turns}, headers=headers)
 
         async def events():
             try:
                 yield chunk({"role": "assistant", "content": ""})
-                while (piece := await anyio.to_thread.run_sync(next_piece)) is not None:
+                while (piece := await next_piece()) is not None:
                     yield chunk({"content": piece})
                 yield chunk({}, generation.finish_reason)
                 if settings["include_usage"]:
                     yield chunk(None, usage=generation.usage())
                 yield "data: [DONE]\n\n"
-            finally:  # also when the client went away: the worker stops before its next token
-                generation.stream.cancel()
+            except APIError as error:  # the stream has begun: the error goes as one last event
+                yield f"data: {json.dumps(error.body())}\n\n"
+            finally:  # also when the client went away: the generation stops before its next token
+                generation.cancel()
                 count(active=-1)
 
         return StreamingResponse(events(), media_type="text/event-stream",
@@ -381,12 +515,14 @@ def create_app(model, tokenizer, model_name="course-gpt", api_key=None):
     return app
 
 
-def serve(model, tokenizer, host="127.0.0.1", port=8000, model_name="course-gpt", api_key=None, log_level="info"):
-    """Run the server until Ctrl-C (notebook 16; the command line's ``serve``)."""
+def serve(model, tokenizer, host="127.0.0.1", port=8000, model_name="course-gpt", api_key=None, log_level="info",
+          batching="continuous", max_batch=32, max_waiting=64):
+    """Run the server until Ctrl-C (notebook 16; the command line's ``serve``; ``batching``: notebook 21)."""
     require_fastapi()
     import uvicorn
 
-    uvicorn.run(create_app(model, tokenizer, model_name, api_key), host=host, port=port, log_level=log_level)
+    app = create_app(model, tokenizer, model_name, api_key, batching, max_batch, max_waiting)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 class BackgroundServer:

@@ -911,4 +911,66 @@ MUTANTS = {
             "loop": "def lora_parameter_count(shapes, rank):\n    total = 0\n    for d_out, d_in in shapes:\n        total += rank * d_in + d_out * rank\n    return total",
         },
     },
+    "ex21_left_pad_mask": {
+        "wrong": {
+            "right padding": "def left_pad_mask(lengths, width):\n    return torch.arange(width)[None] < torch.tensor(lengths)[:, None]",
+            "inverted": "def left_pad_mask(lengths, width):\n    return torch.arange(width)[None] < width - torch.tensor(lengths)[:, None]",
+            "one short": "def left_pad_mask(lengths, width):\n    return torch.arange(width)[None] > width - torch.tensor(lengths)[:, None]",
+            "one long": "def left_pad_mask(lengths, width):\n    return torch.arange(width)[None] >= width - 1 - torch.tensor(lengths)[:, None]",
+            "longest, not width": "def left_pad_mask(lengths, width):\n    longest = max(lengths)\n"
+                                  "    return torch.arange(width)[None] >= longest - torch.tensor(lengths)[:, None]",
+            "ints": "def left_pad_mask(lengths, width):\n    return (torch.arange(width)[None] >= width - torch.tensor(lengths)[:, None]).long()",
+            "all true": "def left_pad_mask(lengths, width):\n    return torch.ones(len(lengths), width, dtype=torch.bool)",
+        },
+        "right": {
+            "loop": "def left_pad_mask(lengths, width):\n    m = torch.zeros(len(lengths), width, dtype=torch.bool)\n"
+                    "    for i, n in enumerate(lengths):\n        m[i, width - n:] = True\n    return m",
+            "flip": "def left_pad_mask(lengths, width):\n    right = torch.arange(width)[None] < torch.tensor(lengths)[:, None]\n"
+                    "    return right.flip(1)",
+        },
+    },
+    "ex21_row_positions": {
+        "wrong": {
+            "columns": "def row_positions(key_mask):\n    return torch.arange(key_mask.shape[1]).expand(key_mask.shape[0], -1)",
+            "from one": "def row_positions(key_mask):\n    return key_mask.long().cumsum(dim=1)",
+            "negative padding": "def row_positions(key_mask):\n    return key_mask.long().cumsum(dim=1) - 1",
+            "floats": "def row_positions(key_mask):\n    return (key_mask.float().cumsum(dim=1) - 1).clamp(min=0)",
+            "padding counted": "def row_positions(key_mask):\n    pad = (~key_mask).sum(1, keepdim=True)\n"
+                               "    return (torch.arange(key_mask.shape[1])[None] + pad).clamp(max=key_mask.shape[1] - 1)",
+            "reversed": "def row_positions(key_mask):\n    return key_mask.long().flip(1).cumsum(1).flip(1) - 1",
+        },
+        "right": {
+            "loop": "def row_positions(key_mask):\n    out = torch.zeros(key_mask.shape, dtype=torch.long)\n"
+                    "    for i, row in enumerate(key_mask):\n        pad = int((~row).sum())\n"
+                    "        out[i, pad:] = torch.arange(key_mask.shape[1] - pad)\n    return out",
+            "subtract the padding": "def row_positions(key_mask):\n    pad = (~key_mask).sum(1, keepdim=True)\n"
+                                    "    return (torch.arange(key_mask.shape[1])[None] - pad).clamp(min=0)",
+        },
+    },
+    "ex21_next_rows": {
+        "wrong": {
+            "finished stay": "def next_rows(running, finished, waiting, max_batch):\n    room = max(max_batch - len(running), 0)\n"
+                             "    return list(running) + waiting[:room], waiting[room:]",
+            "no limit": "def next_rows(running, finished, waiting, max_batch):\n    return [r for r in running if r not in finished] + waiting, []",
+            "newest first": "def next_rows(running, finished, waiting, max_batch):\n    rows = [r for r in running if r not in finished]\n"
+                            "    room = max(max_batch - len(rows), 0)\n    taken = waiting[::-1][:room]\n"
+                            "    return rows + taken, [w for w in waiting if w not in taken]",
+            "waiting first": "def next_rows(running, finished, waiting, max_batch):\n    rows = [r for r in running if r not in finished]\n"
+                             "    room = max(max_batch - len(rows), 0)\n    return waiting[:room] + rows, waiting[room:]",
+            "the rest dropped": "def next_rows(running, finished, waiting, max_batch):\n    rows = [r for r in running if r not in finished]\n"
+                                "    room = max(max_batch - len(rows), 0)\n    return rows + waiting[:room], []",
+            "room before leaving": "def next_rows(running, finished, waiting, max_batch):\n    room = max(max_batch - len(running), 0)\n"
+                                   "    return [r for r in running if r not in finished] + waiting[:room], waiting[room:]",
+            "sorted": "def next_rows(running, finished, waiting, max_batch):\n    rows = sorted(r for r in running if r not in finished)\n"
+                      "    room = max(max_batch - len(rows), 0)\n    return rows + waiting[:room], waiting[room:]",
+        },
+        "right": {
+            "loop": "def next_rows(running, finished, waiting, max_batch):\n    rows = []\n    for r in running:\n"
+                    "        if r not in finished:\n            rows.append(r)\n    rest = list(waiting)\n"
+                    "    while rest and len(rows) < max_batch:\n        rows.append(rest.pop(0))\n    return rows, rest",
+            "tuple of lists via slicing": "def next_rows(running, finished, waiting, max_batch):\n"
+                                          "    rows = list(filter(lambda r: r not in finished, running))\n"
+                                          "    k = max_batch - len(rows)\n    return rows + waiting[:max(k, 0)], waiting[max(k, 0):]",
+        },
+    },
 }

@@ -104,9 +104,9 @@ def test_logit_bias_is_refused_not_ignored(client):
 
 
 class Slow(Scripted):
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, **rows):
         time.sleep(0.01)
-        return super().forward(ids, cache)
+        return super().forward(ids, cache, **rows)
 
 
 def test_a_non_streamed_request_whose_client_left_stops_generating():

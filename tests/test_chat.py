@@ -232,7 +232,10 @@ def test_memory_dialogues_need_the_history_and_hold_out_unseen_pairs():
 # --- chat() and its stream: a scripted model says exactly what the test wants --------------------------------------
 
 class Scripted(nn.Module):
-    """Logits that make greedy decoding write ``script`` after any prompt, through the KV cache like a GPT."""
+    """Logits that make greedy decoding write ``script`` after any prompt, through the KV cache like a GPT.
+
+    Each row of a batch (notebook 21's batched generation) follows the script on its own: the cache's values
+    count the tokens fed after the row's prompt (0 for a prompt's keys, 1 for each later one)."""
 
     def __init__(self, script, vocab_size, context_length=64):
         super().__init__()
@@ -241,15 +244,18 @@ class Scripted(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))
         self.script, self.prompts = script, []
 
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, positions=None, key_mask=None):
         batch, T = ids.shape
-        if len(cache) == 0:
-            self.prompts.append(ids[0].tolist())
-            self.prompt_length = T
-        cache.update(0, torch.zeros(batch, 1, T, 1), torch.zeros(batch, 1, T, 1))
-        step = len(cache) - self.prompt_length
+        prefill = len(cache) == 0
+        if prefill:
+            for row in range(batch):
+                self.prompts.append((ids[row] if key_mask is None else ids[row][key_mask[row]]).tolist())
+        fed = torch.zeros(batch, 1, T, 1) if prefill else torch.ones(batch, 1, T, 1)
+        cache.update(0, fed, fed)
+        steps = cache.values[0].sum(dim=(1, 2, 3)).long().tolist()  # (batch,): tokens fed after each row's prompt
         logits = torch.zeros(batch, T, self.config.vocab_size)
-        logits[:, -1, self.script[min(step, len(self.script) - 1)]] = 10.0
+        for row, step in enumerate(steps):
+            logits[row, -1, self.script[min(step, len(self.script) - 1)]] = 10.0
         return logits
 
 
@@ -355,8 +361,8 @@ def test_repetition_penalty_changes_what_greedy_chat_repeats():
     tok = chat_tokenizer(CHARS)
 
     class Repeats(Scripted):  # prefers "a" always, "b" a little less
-        def forward(self, ids, cache=None):
-            logits = super().forward(ids, cache)
+        def forward(self, ids, cache=None, **rows):
+            logits = super().forward(ids, cache, **rows)
             logits[:, -1] = 0.0
             logits[:, -1, tok.encode("a")[0]] = 2.0
             logits[:, -1, tok.encode("b")[0]] = 1.9

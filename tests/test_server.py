@@ -34,9 +34,9 @@ def body(messages=None, **settings):
 class Slow(Scripted):
     """Never ends its turn, and takes a while per token: for disconnects."""
 
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, **rows):
         time.sleep(0.01)
-        return super().forward(ids, cache)
+        return super().forward(ids, cache, **rows)
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,8 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation():
         assert c.post("/v1/chat/completions", json=body(max_tokens=2)).status_code == 200  # still serving
 
 
-def test_32_concurrent_requests_are_all_answered_correctly():
+@pytest.mark.parametrize("batching", ["continuous", "none"])
+def test_32_concurrent_requests_are_all_answered_correctly(batching):
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(TOKENIZER), context_length=64, d_model=32, n_heads=2, n_layers=2, d_ff=64))
     prompts = [f"question {i}: {'abc'[i % 3] * (i % 7 + 1)}" for i in range(32)]
@@ -264,10 +265,87 @@ def test_32_concurrent_requests_are_all_answered_correctly():
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             return await asyncio.gather(*(ask(client, p, i % 2 == 0) for i, p in enumerate(prompts)))
 
-    with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url:
+    with BackgroundServer(create_app(model, TOKENIZER, NAME, batching=batching)) as url:
         answers = asyncio.run(all_at_once(url))
         assert answers == expected
-        assert httpx.get(f"{url}/health").json()["active_generations"] == 0
+        health = httpx.get(f"{url}/health").json()
+        assert health["active_generations"] == 0 and health["batching"] == batching
+
+
+def test_seeded_sampling_gives_the_same_reply_in_both_modes_and_alone():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(TOKENIZER), context_length=64, d_model=32, n_heads=2, n_layers=2, d_ff=64))
+    settings = {"max_tokens": 10, "temperature": 1.0, "top_p": 0.9, "seed": 123}
+    alone = chat(model, TOKENIZER, [], "hi", max_new_tokens=10, temperature=1.0, top_p=0.9,
+                 generator=torch.Generator().manual_seed(123))
+    for batching in ("continuous", "none"):
+        with BackgroundServer(create_app(model, TOKENIZER, NAME, batching=batching)) as url:
+            replies = [httpx.post(url + "/v1/chat/completions", json=body(**settings), timeout=30).json()
+                       ["choices"][0]["message"]["content"] for _ in range(2)]
+        assert replies == [alone, alone], batching
+
+
+def test_a_full_queue_answers_429_with_an_error_object_and_never_hangs():
+    from course_lib.batching import Request
+
+    model = Slow(TOKENIZER.encode("abcdefgh"), len(TOKENIZER), context_length=4000)  # never ends its turn
+    app = create_app(model, TOKENIZER, NAME, max_batch=1, max_waiting=1)
+    with BackgroundServer(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        with c.stream("POST", "/v1/chat/completions", json=body(max_tokens=3000, stream=True)) as running:
+            next(running.iter_lines())  # the first request holds the batch's one row
+            queued = app.state.scheduler.submit(Request([1, 2], 5))  # and this one the one waiting place
+            assert c.get("/health").json()["waiting"] == 1
+            refused = c.post("/v1/chat/completions", json=body(max_tokens=5))
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+            error = refused.json()["error"]
+            assert error["code"] == "queue_full" and error["type"] == "rate_limit_error" and "busy" in error["message"]
+            queued.cancel()
+        deadline = time.monotonic() + 10
+        while (c.get("/health").json()["batch_size"] or c.get("/health").json()["waiting"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = c.get("/health").json()
+        assert health["batch_size"] == 0 and health["waiting"] == 0 and health["active_generations"] == 0
+        assert queued.finish_reason == "cancelled"
+        assert c.post("/v1/chat/completions", json=body(max_tokens=2)).status_code == 200  # serving again
+
+
+def test_a_short_soak_of_mixed_requests_leaves_nothing_behind(scripted_server, client):
+    url, _ = scripted_server
+    bad = [b"{", b"[]", json.dumps(body(temperature=9)).encode(), json.dumps({"model": NAME}).encode()]
+
+    async def one(client, i):
+        kind = i % 4
+        if kind == 0:
+            return (await client.post("/v1/chat/completions", json=body(max_tokens=5))).status_code == 200
+        if kind == 1:
+            response = await client.post("/v1/chat/completions", content=bad[i % len(bad)],
+                                         headers={"content-type": "application/json"})
+            return response.status_code == 400
+        async with client.stream("POST", "/v1/chat/completions", json=body(stream=True)) as response:
+            async for _ in response.aiter_lines():
+                if kind == 3:
+                    break  # abandoned mid-stream
+            return response.status_code == 200
+
+    async def soak():
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            results = []
+            for start in range(0, 200, 20):
+                results += await asyncio.gather(*(one(c, i) for i in range(start, start + 20)))
+            return results
+
+    assert all(asyncio.run(soak()))
+    deadline = time.monotonic() + 10
+    while client.get("/health").json()["batch_size"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["active_generations"] == 0 and health["batch_size"] == 0
+    assert health["waiting"] == 0
+
+
+def test_an_unknown_batching_mode_is_refused():
+    with pytest.raises(ValueError, match="batching must be one of"):
+        create_app(Scripted([0], len(TOKENIZER)), TOKENIZER, NAME, batching="static")
 
 
 # --- the command line ---------------------------------------------------------------------------------------------------
@@ -295,6 +373,9 @@ def test_serve_refuses_a_busy_port_and_a_model_that_cannot_chat(capsys, tmp_path
         assert main(["serve", "--checkpoint", str(path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+    assert main(["serve", "--checkpoint", str(path), "--batching", "static"]) == 2
+    err = capsys.readouterr().err
+    assert "--batching" in err and "continuous" in err and len(err.strip().splitlines()) <= 2
     save_checkpoint(tmp_path / "base.pt", GPT(GPTConfig(vocab_size=len(CHARS), context_length=16, d_model=16, n_heads=2,
                                                         n_layers=1, d_ff=32)), CHARS)
     assert main(["serve", "--checkpoint", str(tmp_path / "base.pt")]) == 2

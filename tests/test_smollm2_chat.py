@@ -70,3 +70,23 @@ def test_the_server_answers_openais_client_with_smollm2(smollm2):
         pieces = [chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
             model="SmolLM2-135M-Instruct", messages=messages, temperature=0, stream=True) if chunk.choices]
         assert "".join(pieces) == ANSWER and len([p for p in pieces if p]) > 3
+
+
+def test_batched_greedy_replies_of_smollm2_equal_its_replies_alone(smollm2):
+    """Grouped-query attention and rotary positions per row (notebook 21): one batch, prompts of different lengths."""
+    import torch
+
+    from course_lib.sampling import generate, generate_batch
+
+    model, tokenizer = smollm2
+    template = tokenizer.chat_template
+    questions = [QUESTION, "Name a colour.", "Hi", "Write one sentence about the sea, please."]
+    prompts = [template.encode(tokenizer, template.with_default_system([{"role": "user", "content": q}]))[0]
+               + template.generation_prompt(tokenizer) for q in questions]
+    assert len({len(p) for p in prompts}) == len(prompts)  # every row padded differently
+    stop = template.end_id
+    together = generate_batch(model, prompts, 12, temperature=0, stop_id=stop)
+    for prompt, reply in zip(prompts, together):
+        out = generate(model, torch.tensor(prompt), 12, temperature=0, eos_id=stop)[len(prompt):].tolist()
+        assert reply == (out[:out.index(stop) + 1] if stop in out else out)
+    assert tokenizer.decode(together[0][:-1]) == ANSWER
