@@ -23,7 +23,7 @@ import torch
 
 from ._validate import require_finite_number, require_positive_int
 from .kv_cache import KVCache
-from .sampling import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
+from .next_token import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
 
 
 def left_pad(prompts, pad_id=0, device=None):

@@ -21,7 +21,7 @@ import torch
 from ._validate import require_finite_number, require_positive_int
 from .dialogue import check_turns
 from .kv_cache import KVCache
-from .sampling import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
+from .next_token import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
 from .tokenizer import SpecialTokens
 
 SYSTEM, USER, ASSISTANT, END = "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"

@@ -1,83 +1,16 @@
 """Generating text: greedy, temperature, top-k and top-p sampling (introduced in notebook 08)."""
 import torch
 
-from ._validate import require_finite_number, require_positive_int, require_tensor
+from ._validate import require_positive_int, require_tensor
 from .kv_cache import KVCache
-
-
-def filter_logits(logits, top_k=None, top_p=None):
-    """Set to -inf every logit outside the top-k and outside the top-p nucleus (last axis, notebook 08)."""
-    require_tensor("logits", logits, min_dim=1, floating=True)
-    _check_filters(top_k, top_p)
-    return _filter_logits(logits, top_k, top_p)
-
-
-def _filter_logits(logits, top_k, top_p):  # arguments already checked
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1): the k-th largest
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
-        drop_sorted = mass_before >= top_p  # the set already reached p without this token
-        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def _check_filters(top_k, top_p):
-    if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int):
-            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
-    if top_p is not None:
-        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {top_p!r}")
-
-
-def _check_sampling_args(temperature, top_k, top_p):
-    require_finite_number("temperature", temperature, low=0)  # 0 means greedy
-    _check_filters(top_k, top_p)
-
-
-def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
-    """The probabilities ``generate`` samples from, given the last position's ``logits`` (notebook 08)."""
-    require_tensor("logits", logits, min_dim=1, floating=True)
-    _check_sampling_args(temperature, top_k, top_p)
-    return _distribution(logits, temperature, top_k, top_p)
-
-
-def check_logits(logits):
-    """Raise a ValueError when the model's logits hold NaN or infinity: its weights are broken (notebook 08)."""
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("the model produced NaN or infinite logits: its weights are broken (NaN), e.g. after a "
-                         "diverged training run; train again with a lower learning rate, or load another checkpoint")
-
-
-def _distribution(logits, temperature, top_k, top_p):  # arguments already checked
-    if temperature < torch.finfo(logits.dtype).tiny:  # 0, or too small to divide by in this dtype: greedy
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    # Subtract the largest logit first: softmax is unchanged, and a tiny temperature then sends the
-    # others to -inf instead of every logit to +-inf (inf - inf is NaN).
-    shifted = logits - logits.amax(dim=-1, keepdim=True)
-    return torch.softmax(_filter_logits(shifted / temperature, top_k, top_p), dim=-1)
-
-
-def apply_repetition_penalty(logits, seen, penalty):
-    """Make every token of ``seen`` (ids) less likely: its logit divided by ``penalty`` if positive, else multiplied (notebook 15).
-
-    Keskar et al. (2019, CTRL). Dividing a negative logit would *raise* it, hence the two cases.
-    ``penalty=1`` changes nothing; 1.1 to 1.3 is the usual range. ``logits`` is ``(..., vocab)``.
-    """
-    require_tensor("logits", logits, min_dim=1, floating=True)
-    require_finite_number("penalty", penalty, low=1.0)
-    seen = torch.as_tensor(seen, dtype=torch.long, device=logits.device).reshape(-1)
-    mask = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-    mask[seen] = True  # (vocab,)
-    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(mask, penalised, logits)
+from .next_token import (  # noqa: F401 - filter_logits, next_token_distribution, apply_repetition_penalty: notebook 08's names
+    _check_sampling_args,
+    _distribution,
+    apply_repetition_penalty,
+    check_logits,
+    filter_logits,
+    next_token_distribution,
+)
 
 
 @torch.no_grad()

@@ -60,7 +60,7 @@ print("device:", device)
 # | the reply | the prompt *and* the continuation, no chat template, no end of turn | the assistant's turn only (notebook 15) |
 # | the conversation | none: each request stands alone | `messages`, the whole history, the oldest turns dropped when too long |
 # | streaming | none: the user waits for the whole reply | `stream: true`, token by token, as ChatGPT shows it |
-# | many users | one model shared by threads with no care | one forward pass at a time, each request its own KV cache |
+# | many users | one model shared by threads with no care | one forward pass at a time, each request its own KV cache (`batching="none"`); by default now one batch for all (notebook 21) |
 # | a user who leaves | the model writes on for nobody | the generation stops |
 # | clients | a format of its own | OpenAI's: every OpenAI client library works |
 #
@@ -304,7 +304,8 @@ print("stopped:", not server.thread.is_alive())
 # - Stop sequences are cut before they are sent, which means holding back what could be their
 #   beginning (your `holdback`).
 # - One model serves many requests, one forward pass at a time; a client that leaves stops its
-#   generation; OpenAI's clients work unchanged.
+#   generation; OpenAI's clients work unchanged. (Notebook 21 makes the server decode all active
+#   requests in one batch, its default now; `batching="none"` is the way taught here.)
 #
 # **Next:** the course ends here. Take the model further: a larger base on a GPU (notebook 12's
 # configuration), real dialogue data (Cornell, with `read_cornell`), and the server in front of it.

@@ -17,7 +17,8 @@ LAYERS = {  # module -> layer
     "training": "train", "pretraining": "train", "lora": "train",
     "align": "align",  # GRPO and DPO (notebook 19): training that samples, so beside train, with generate below it
     "tasks": "chat",  # a checkable task in the chat format, and its greedy evaluation (notebook 19)
-    "sampling": "generate", "kv_cache": "generate",
+    "sampling": "generate", "kv_cache": "generate", "next_token": "generate",
+    "batching": "generate",  # many sequences in one batch, and the scheduler (notebook 21)
     "chat": "chat",
     "cli_align": "faces",
     "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "cli_common": "faces", "server": "faces", "recipes": "faces",

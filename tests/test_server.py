@@ -410,6 +410,38 @@ def test_the_chat_page_streams_replies_and_keeps_the_conversation():
         assert "temperature must be in [0, 2]" in page.locator("#log .error").inner_text()
 
 
+@pytest.mark.browser
+def test_two_tabs_chat_at_once_in_one_batch():
+    from _requirements import require
+    from test_browser_widget import browser_page
+
+    require(module="playwright", executable="chromium", why="the browser test: pip install playwright; apt-get install chromium")
+
+    class Counting(Slow):  # remembers the largest batch a forward pass saw
+        widest = 0
+
+        def forward(self, ids, cache=None, **rows):
+            time.sleep(0.03)
+            Counting.widest = max(Counting.widest, ids.shape[0])
+            return super().forward(ids, cache, **rows)
+
+    model = Counting(TOKENIZER.encode("hello there friend") + [TOKENIZER.id_of(END)], len(TOKENIZER), context_length=200)
+    with BackgroundServer(create_app(model, TOKENIZER, NAME)) as url, browser_page() as first:
+        second = first.context.browser.new_page()  # a second tab (a context of its own, as another user)
+        for page, message in ((first, "hi"), (second, "hello")):
+            page.goto(url)
+            page.fill("#temperature", "0")
+            page.fill("#message", message)
+        first.press("#message", "Enter")
+        second.press("#message", "Enter")  # while the first reply is still streaming
+        for page in (first, second):
+            page.wait_for_selector("#log .assistant.done", timeout=30_000)
+            assert page.locator("#log .assistant").all_inner_texts() == ["hello there friend"]
+        assert first.locator("#log .user").all_inner_texts() == ["hi"]
+        assert second.locator("#log .user").all_inner_texts() == ["hello"]
+    assert Counting.widest == 2, "the two tabs' replies should have been decoded in one batch"
+
+
 def test_the_page_cannot_be_broken_out_of_by_a_model_name():
     model = Scripted([TOKENIZER.id_of(END)], len(TOKENIZER))
     with BackgroundServer(create_app(model, TOKENIZER, "</script><script>alert(1)</script>")) as url:
