@@ -135,13 +135,24 @@ def check_mask(mask, scores_shape):
             f"{tuple(scores_shape)} (..., T_q, T_k)")
 
 
-def check_model_input(name, x, d_model):
-    """A ``(batch, seq, d_model)`` floating-point tensor, as attention and decoder blocks take."""
+def check_model_input(name, x, d_model, weight_dtype=None):
+    """A ``(batch, seq, d_model)`` floating-point tensor, as attention and decoder blocks take; of the
+    weights' dtype (``weight_dtype``) unless autocast mixes precisions on purpose (notebook 12)."""
     require_tensor(name, x, floating=True)
     if x.dim() != 3 or x.shape[-1] != d_model:
         raise ValueError(f"{name} must have shape (batch, seq, d_model={d_model}), got {tuple(x.shape)}")
+    if weight_dtype is not None and x.dtype != weight_dtype and not _autocasting(x.device.type):
+        raise TypeError(f"{name} is {x.dtype} but the module's weights are {weight_dtype}: convert one to the other "
+                        f"(x.to({weight_dtype}) or module.to({x.dtype})), or run under torch.autocast")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): give at least one sequence of one position")
+
+
+def _autocasting(device_type):
+    try:
+        return torch.is_autocast_enabled(device_type)  # PyTorch >= 2.4
+    except TypeError:
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 def check_heads(d_model, n_heads):

@@ -142,14 +142,14 @@ class MultiHeadAttention(nn.Module):
         return self.w_o(self.merge_heads(out))  # (batch, T_q, d_model)
 
     def _check_inputs(self, x, context, mask, cache, is_causal):
-        check_model_input("x", x, self.d_model)
+        check_model_input("x", x, self.d_model, next(self.w_q.parameters()).dtype)
         if is_causal and (mask is not None or context is not None):
             raise ValueError("is_causal=True is the whole mask of causal self-attention: "
                              "pass mask=None and context=None with it")
         if context is not None:
             if cache is not None:
                 raise ValueError("a KV cache is for self-attention: pass context=None with cache")
-            check_model_input("context", context, self.d_model)
+            check_model_input("context", context, self.d_model, next(self.w_k.parameters()).dtype)
             if context.shape[0] != x.shape[0]:
                 raise ValueError(
                     f"context has batch size {context.shape[0]} but x has {x.shape[0]}; "

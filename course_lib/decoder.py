@@ -1,4 +1,5 @@
 """The decoder block a GPT repeats (introduced in notebook 05)."""
+import torch
 from torch import nn
 
 from ._validate import check_model_input, require_positive_int
@@ -85,7 +86,10 @@ class DecoderBlock(nn.Module):
         builds it once per forward pass for all its blocks); without it the block checks ``x`` and
         builds its own."""
         if attn_mask is _BUILD_HERE:
-            check_model_input("x", x, self.d_model)
+            check_model_input("x", x, self.d_model, next(self.attn.w_q.parameters()).dtype)
+            if padding_mask is not None and (not isinstance(padding_mask, torch.Tensor) or padding_mask.dtype != torch.bool):
+                raise TypeError(f"padding_mask must be a bool tensor (True = a real token; course_lib.masks.padding_mask), "
+                                f"got {getattr(padding_mask, 'dtype', type(padding_mask).__name__)}")
             attn_mask = block_mask(x.shape[1], padding_mask, cache, layer, x.device)
         mask, is_causal = attn_mask
         attended = self.attn(self.ln1(x), mask=mask, cache=cache, layer=layer, is_causal=is_causal, rope=rope)

@@ -190,3 +190,24 @@ def test_wrong_types_and_files_name_what_was_expected(tmp_path):
         chat_tokenizer(None)
     with pytest.raises(TypeError, match="file name in data"):
         data_path(None)
+
+
+def test_a_dtype_mismatch_and_a_float_padding_mask_are_named():
+    from course_lib.attention import MultiHeadAttention
+    from course_lib.decoder import DecoderBlock
+
+    attention, block = MultiHeadAttention(8, 2), DecoderBlock(8, 2, 16)
+    x64 = torch.randn(1, 3, 8, dtype=torch.float64)
+    for module in (attention, block):
+        with pytest.raises(TypeError, match=r"x is torch.float64 but the module's weights are torch.float32"):
+            module(x64)
+    with pytest.raises(TypeError, match="context is torch.float64"):
+        attention(torch.randn(1, 3, 8), context=x64)
+    with pytest.raises(TypeError, match="padding_mask must be a bool tensor"):
+        block(torch.randn(1, 3, 8), padding_mask=torch.ones(1, 1, 1, 3))
+    # what is allowed: the same dtype on both sides, and autocast's mixed precision
+    assert attention.double()(x64).dtype == torch.float64
+    attention.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert block(torch.randn(1, 3, 8).bfloat16()).shape == (1, 3, 8)
+    assert block(torch.randn(1, 3, 8), padding_mask=torch.ones(1, 1, 1, 3, dtype=torch.bool)).shape == (1, 3, 8)
