@@ -23,7 +23,7 @@ import torch
 
 from ._validate import require_finite_number, require_positive_int
 from .kv_cache import KVCache
-from .next_token import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
+from .next_token import _check_sampling_args, choose_token
 
 
 def left_pad(prompts, pad_id=0, device=None):
@@ -168,19 +168,8 @@ class Request:
 
     def choose(self, logits):
         """The next token from this row's ``logits`` ``(vocab,)``, as ``course_lib.chat`` chooses it alone."""
-        logits = logits.float()
-        check_logits(logits)
-        if self.repetition_penalty != 1.0 and self.tokens:
-            logits = apply_repetition_penalty(logits, self.tokens, self.repetition_penalty)
-        if self.vocab_limit is not None and self.vocab_limit < logits.shape[-1]:
-            logits = logits.clone()
-            logits[self.vocab_limit:] = float("-inf")
-        if self.temperature == 0:
-            return int(logits.argmax())
-        probs = _distribution(logits, self.temperature, self.top_k, self.top_p)
-        if self.generator is not None and self.generator.device != probs.device:
-            probs = probs.to(self.generator.device)
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+        return choose_token(logits, self.temperature, self.top_k, self.top_p, self.generator, self.tokens,
+                            self.repetition_penalty, self.vocab_limit)
 
     def _finish(self, reason, error=None):
         self.finish_reason, self.error = reason, error

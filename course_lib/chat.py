@@ -21,7 +21,7 @@ import torch
 from ._validate import require_finite_number, require_positive_int
 from .dialogue import check_turns
 from .kv_cache import KVCache
-from .next_token import _check_sampling_args, _distribution, apply_repetition_penalty, check_logits
+from .next_token import _check_sampling_args, choose_token
 from .tokenizer import SpecialTokens
 
 SYSTEM, USER, ASSISTANT, END = "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"
@@ -344,19 +344,8 @@ def _reply_pieces(model, tokenizer, template, prompt, max_new_tokens, temperatur
         for _ in range(max_new_tokens):
             if stream.cancelled.is_set():
                 return
-            logits = logits.float()
-            check_logits(logits)
-            if repetition_penalty != 1.0 and reply:
-                logits = apply_repetition_penalty(logits, reply, repetition_penalty)
-            if len(tokenizer) < logits.shape[-1]:  # rows no token uses (a padded vocabulary) are never drawn
-                logits[len(tokenizer):] = float("-inf")
-            if temperature == 0:
-                token = int(logits.argmax())
-            else:
-                probs = _distribution(logits, temperature, top_k, top_p)
-                if generator is not None and generator.device != probs.device:
-                    probs = probs.to(generator.device)
-                token = int(torch.multinomial(probs, 1, generator=generator))
+            token = choose_token(logits, temperature, top_k, top_p, generator, reply, repetition_penalty,
+                                 len(tokenizer))  # rows no token uses (a padded vocabulary) are never drawn
             if template.ends_turn(tokenizer, token):  # <|end|>, or a marker that would start another turn
                 stream.finish_reason = "stop"
                 break

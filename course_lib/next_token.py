@@ -81,3 +81,26 @@ def apply_repetition_penalty(logits, seen, penalty):
     mask[seen] = True  # (vocab,)
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(mask, penalised, logits)
+
+
+def choose_token(logits, temperature, top_k=None, top_p=None, generator=None, seen=(), repetition_penalty=1.0,
+                 vocab_limit=None):
+    """The next token id from one position's ``logits`` ``(vocab,)``: chat's choice (notebook 15), one row of a batch's (notebook 21).
+
+    The repetition penalty acts on the ids in ``seen`` (the reply so far); ids at or above
+    ``vocab_limit`` (a padded embedding's unused rows) are never chosen; then greedy argmax
+    (``temperature=0``) or a draw from ``_distribution`` with ``generator``. Arguments are checked by the caller.
+    """
+    logits = logits.float()
+    check_logits(logits)
+    if repetition_penalty != 1.0 and len(seen):
+        logits = apply_repetition_penalty(logits, seen, repetition_penalty)
+    if vocab_limit is not None and vocab_limit < logits.shape[-1]:
+        logits = logits.clone()
+        logits[vocab_limit:] = float("-inf")
+    if temperature == 0:
+        return int(logits.argmax())
+    probs = _distribution(logits, temperature, top_k, top_p)
+    if generator is not None and generator.device != probs.device:
+        probs = probs.to(generator.device)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -212,6 +212,10 @@ class StopCutter:
     def __init__(self, stops):
         self.stops, self.text, self.sent, self.finish_reason = stops, "", 0, None
 
+    def usage(self):
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
     def add(self, piece):
         """Take the next piece of text; True when a stop sequence has just ended the reply."""
         self.text += piece
@@ -235,9 +239,7 @@ class Generation(StopCutter):
 
     def __init__(self, shared, tokenizer, settings):
         super().__init__(settings["stop"])
-        generator = None
-        if settings["seed"] is not None:
-            generator = torch.Generator(device=next(shared.parameters()).device).manual_seed(settings["seed"] % 2**63)
+        generator = _seeded_generator(shared, settings["seed"])
         try:
             self.stream = stream_chat(shared, tokenizer, settings["history"], settings["message"],
                                       settings["max_tokens"], settings["temperature"], None, settings["top_p"], 1.0,
@@ -249,6 +251,10 @@ class Generation(StopCutter):
     @property
     def completion_tokens(self):
         return self.stream.completion_tokens
+
+    @property
+    def prompt_tokens(self):
+        return self.stream.prompt_tokens
 
     def next_piece(self):
         """The next text that can be sent, or None when the reply is over (runs in a worker thread)."""
@@ -271,10 +277,6 @@ class Generation(StopCutter):
     def cancel(self):
         self.stream.cancel()
 
-    def usage(self):
-        prompt, completion = self.stream.prompt_tokens, self.stream.completion_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
 
 class BatchedGeneration(StopCutter):
     """One reply written by the scheduler, in one batch with every other active request (``batching="continuous"``;
@@ -286,9 +288,7 @@ class BatchedGeneration(StopCutter):
         from .batching import QueueFull, Request
 
         super().__init__(settings["stop"])
-        generator = None
-        if settings["seed"] is not None:
-            generator = torch.Generator(device=next(model.parameters()).device).manual_seed(settings["seed"] % 2**63)
+        generator = _seeded_generator(model, settings["seed"])
         try:
             template, prompt, self.dropped_turns = chat_prompt(model, tokenizer, settings["history"], settings["message"],
                                                                settings["max_tokens"], settings["temperature"], None,
@@ -329,9 +329,12 @@ class BatchedGeneration(StopCutter):
     def cancel(self):
         self.request.cancel()
 
-    def usage(self):
-        prompt, completion = self.prompt_tokens, self.completion_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+def _seeded_generator(model, seed):
+    """The request's own random generator, on the model's device, or None when the request gave no seed."""
+    if seed is None:
+        return None
+    return torch.Generator(device=next(model.parameters()).device).manual_seed(seed % 2**63)
 
 
 def _prompt_error(error):
