@@ -11,6 +11,9 @@
     python -m course_lib chat --checkpoint runs/chat.pt
     python -m course_lib serve --checkpoint runs/chat.pt
 
+    python -m course_lib pipeline --preset cpu --out runs/pipeline
+    python -m course_lib eval --checkpoint runs/pipeline/rl.pt --json
+
 Every problem (a missing file, an empty or non-UTF-8 corpus, a bad value) is one line on stderr
 and a non-zero exit, never a traceback. Ctrl-C during training saves the checkpoint.
 """
@@ -36,6 +39,7 @@ from .cli_common import (
     _number,
     _read_text,
 )
+from .cli_pipeline import add_pipeline_command, cmd_evaluate, cmd_pipeline
 from .cli_pretrain import cmd_pretrain
 from .data import split_sentences
 from .decoder import FEED_FORWARDS, NORMS
@@ -101,6 +105,7 @@ def build_parser():
     s.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     add_chat_commands(commands, _number, PROG)
     add_align_commands(commands, _number, PROG)
+    add_pipeline_command(commands, _number, PROG)
     return parser
 
 
@@ -250,7 +255,9 @@ def _cmd_sample(args):
 def main(argv=None):
     """Run the command line; return the exit code: 0, 2 for bad input, 130 when interrupted (README "From a terminal")."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # the command as typed, for the report card
         if args.command == "finetune":
             return cmd_finetune(args, _device(args.device), _check_out, _save, _interrupts_deferred, CourseError)
         if args.command == "chat":
@@ -259,8 +266,10 @@ def main(argv=None):
             return cmd_serve(args, _device(args.device), CourseError)
         if args.command == "rl":
             return cmd_rl(args, _device(args.device), _check_out, _save, _interrupts_deferred, CourseError)
-        if args.command == "eval":
-            return cmd_eval(args, _device(args.device), CourseError)
+        if args.command == "eval":  # with --task: one task (notebook 19); without: the report card's metrics (notebook 22)
+            return (cmd_eval if args.task else cmd_evaluate)(args, _device(args.device), CourseError)
+        if args.command == "pipeline":
+            return cmd_pipeline(args, _device(args.device), CourseError)
         if args.command == "fetch":
             return cmd_fetch(args, CourseError)
         return _cmd_train(args) if args.command == "train" else _cmd_sample(args)

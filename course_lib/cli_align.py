@@ -53,12 +53,22 @@ def add_align_commands(commands, number, prog):
     r.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = commands.add_parser("eval", help="measure a checkpoint on a task (notebook 19)",
-                            description=f"Greedy exact-match accuracy on the task's {HELD_OUT_SIZE} held-out problems. "
+    e = commands.add_parser("eval", help="measure checkpoints: the report card's metrics, or one task (notebooks 19, 22)",
+                            description="Without --task: every metric of the report card (held-out bits per byte on "
+                                        "Shakespeare and the dialogues, reply perplexity, multiple choice by "
+                                        "log-likelihood, exact match on the memory and arithmetic conversations; "
+                                        "notebook 22), for one checkpoint or several side by side. With --task: greedy "
+                                        f"exact-match accuracy on the task's {HELD_OUT_SIZE} held-out problems (notebook 19). "
                                         "--json: the last line of output is one JSON object.")
-    e.add_argument("--checkpoint", required=True, type=Path, help="a chat checkpoint")
-    add_task_flag(e, required=True)
+    e.add_argument("--checkpoint", action="append", type=Path, default=[],
+                   help="a course checkpoint (give it twice to compare two models side by side)")
+    e.add_argument("--gguf", action="append", default=[],
+                   help="a GGUF model file, or 'smollm2' for the one 'fetch smollm2' downloads (notebook 18)")
+    add_task_flag(e, required=False)
     e.add_argument("--json", action="store_true", help="print one JSON object (last line) for programs")
+    e.add_argument("--report", type=Path, default=None, help="also write a report card (report.md, PNGs, report.json) into this folder")
+    e.add_argument("--limit", type=number(int, 1), default=None,
+                   help="at most N items per held-out set: a quick look (default: all of them, the card's figures)")
     e.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
 
@@ -157,7 +167,11 @@ def cmd_rl(args, device, check_out, save, interrupts_deferred, error):
 
 
 def cmd_eval(args, device, error):
-    """``eval --task``: held-out exact-match accuracy; ``--json`` for programs (notebook 19)."""
+    """``eval --task``: held-out exact-match accuracy; ``--json`` for programs (notebook 19). Without --task: ``cli_pipeline``."""
+    if len(args.checkpoint) != 1 or args.gguf or args.report is not None or args.limit is not None:
+        raise error("eval --task measures one --checkpoint (no --gguf, --report or --limit); "
+                    "without --task, eval compares several")
+    args.checkpoint = args.checkpoint[0]
     model, _, task = _task_model(args.checkpoint, "--checkpoint", device, error)
     accuracy = task.accuracy(model)
     result = {"checkpoint": str(args.checkpoint), "task": "arithmetic", "arithmetic_acc": accuracy,

@@ -222,6 +222,10 @@ def save_checkpoint(path, model, tokenizer, training=None, **extra):
     if not isinstance(tokenizer_dict, dict):
         raise TypeError("save_checkpoint saves the model's tokenizer with it (a WordTokenizer, CharTokenizer or "
                         f"BPETokenizer), got {type(tokenizer).__name__}")
+    if len(tokenizer) > model.config.vocab_size:  # load_checkpoint would refuse the file: refuse it now, not later
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}: "
+                         "ids past the model's vocabulary have no embedding (grow the model with "
+                         "gpt.grow_vocabulary, or save it with the tokenizer it was built for)")
     path = Path(path)
     check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

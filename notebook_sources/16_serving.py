@@ -307,5 +307,6 @@ print("stopped:", not server.thread.is_alive())
 #   generation; OpenAI's clients work unchanged. (Notebook 21 makes the server decode all active
 #   requests in one batch, its default now; `batching="none"` is the way taught here.)
 #
-# **Next:** the course ends here. Take the model further: a larger base on a GPU (notebook 12's
-# configuration), real dialogue data (Cornell, with `read_cornell`), and the server in front of it.
+# **Next:** notebooks 17 to 21 put a real chat model (SmolLM2) into today's decoder, improve a model
+# with rewards and LoRA, and serve many users at once; notebook 22 runs every stage end to end and
+# ends with a report card.

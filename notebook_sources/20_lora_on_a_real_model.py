@@ -314,4 +314,5 @@ print("merged and adapted logits agree within 1e-3:", torch.allclose(merged_logi
 # - Merging $W + \frac{\alpha}{r} B A$ gives the same model, at no cost at inference.
 # - Teaching one thing can bend others: measure what should not change (rehearsal helps).
 #
-# This is the last notebook of the course's chat-model path; `docs/alignment.md` gathers its figures.
+# `docs/alignment.md` gathers this notebook's figures. **Next:** notebook 21 serves many users at once,
+# and notebook 22 runs the course's whole pipeline end to end, with a report card.

@@ -6,6 +6,10 @@ mistakes students make (and a few cheats); they are not shipped in the notebooks
 whenever an exercise is added or changed.
 """
 
+_H22 = 'def windows_bits_per_byte(model, inputs, targets, byte_lengths):\n'
+_C22 = 'def choice_logprob(model, context_ids, choice_ids):\n'
+_P22 = 'def pick(scores, normalise):\n'
+
 MUTANTS = {
     # ---------------------------------------------------------------- 01 attention
     "ex01_attention_weights": {
@@ -971,6 +975,83 @@ MUTANTS = {
             "tuple of lists via slicing": "def next_rows(running, finished, waiting, max_batch):\n"
                                           "    rows = list(filter(lambda r: r not in finished, running))\n"
                                           "    k = max_batch - len(rows)\n    return rows + waiting[:max(k, 0)], waiting[max(k, 0):]",
+        },
+    },
+    "ex22_bits_per_byte": {
+        "wrong": {
+            "nats": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                    "    return (nats / byte_lengths[targets].sum()).item()",
+            "per token": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                         "    return (nats / math.log(2) / targets.numel()).item()",
+            "mean": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten())\n"
+                    "    return (nats / math.log(2) / byte_lengths[targets].sum()).item()",
+            "input bytes": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                           "    return (nats / math.log(2) / byte_lengths[inputs].sum()).item()",
+            "log10": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                     "    return (nats / math.log(10) / byte_lengths[targets].sum()).item()",
+            "tensor": _H22 + "    logits = model(inputs)\n    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                      "    return nats / math.log(2) / byte_lengths[targets].sum()",
+            "bytes of the vocabulary": _H22 + "    logits = model(inputs)\n"
+                                       "    nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction='sum')\n"
+                                       "    return (nats / math.log(2) / (byte_lengths.float().mean() * targets.numel())).item()",
+            "first window only": _H22 + "    logits = model(inputs[:1])\n"
+                                 "    nats = F.cross_entropy(logits.flatten(0, 1), targets[:1].flatten(), reduction='sum')\n"
+                                 "    return (nats / math.log(2) / byte_lengths[targets[:1]].sum()).item()",
+        },
+        "right": {
+            "loop": _H22 + "    bits, n = 0.0, 0\n    for x, y in zip(inputs, targets):\n"
+                    "        lp = torch.log_softmax(model(x[None])[0], -1)\n"
+                    "        bits -= lp.gather(-1, y[:, None]).sum().item() / math.log(2)\n        n += int(byte_lengths[y].sum())\n"
+                    "    return bits / n",
+            "log2 of probabilities": _H22 + "    with torch.no_grad():\n        p = torch.softmax(model(inputs).double(), -1)\n"
+                                     "    bits = -torch.log2(p.gather(-1, targets[..., None])).sum()\n"
+                                     "    return float(bits / byte_lengths[targets].sum())",
+        },
+    },
+    "ex22_choice_logprob": {
+        "wrong": {
+            "off by one": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    lp = torch.log_softmax(model(ids), -1)[0]\n"
+                          "    n = len(choice_ids)\n    return lp[-n:].gather(-1, ids[0, -n:, None]).sum().item()",
+            "context too": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    lp = torch.log_softmax(model(ids[:, :-1]), -1)[0]\n"
+                           "    return lp.gather(-1, ids[0, 1:, None]).sum().item()",
+            "mean": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    lp = torch.log_softmax(model(ids[:, :-1]), -1)[0]\n"
+                    "    n = len(choice_ids)\n    return lp[-n:].gather(-1, ids[0, -n:, None]).mean().item()",
+            "probabilities": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    p = torch.softmax(model(ids[:, :-1]), -1)[0]\n"
+                             "    n = len(choice_ids)\n    return p[-n:].gather(-1, ids[0, -n:, None]).sum().item()",
+            "raw logits": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    lg = model(ids[:, :-1])[0]\n"
+                          "    n = len(choice_ids)\n    return lg[-n:].gather(-1, ids[0, -n:, None]).sum().item()",
+            "last token only": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    lp = torch.log_softmax(model(ids[:, :-1]), -1)[0]\n"
+                               "    return lp[-1, ids[0, -1]].item()",
+            "first choice token missed": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n"
+                                         "    lp = torch.log_softmax(model(ids[:, :-1]), -1)[0]\n    n = len(choice_ids) - 1\n"
+                                         "    return lp[-n:].gather(-1, ids[0, -n:, None]).sum().item() if n else 0.0",
+            "choice alone": _C22 + "    ids = torch.tensor([choice_ids])\n    lp = torch.log_softmax(model(ids), -1)[0]\n"
+                            "    return sum(lp[t, ids[0, t + 1]].item() for t in range(len(choice_ids) - 1))",
+        },
+        "right": {
+            "loop": _C22 + "    total, ids = 0.0, list(context_ids)\n    for t in choice_ids:\n"
+                    "        total += torch.log_softmax(model(torch.tensor([ids]))[0, -1], -1)[t].item()\n        ids.append(t)\n"
+                    "    return total",
+            "cross_entropy": _C22 + "    ids = torch.tensor([context_ids + choice_ids])\n    logits = model(ids[:, :-1])[0]\n"
+                             "    n = len(choice_ids)\n    return -F.cross_entropy(logits[-n:], ids[0, -n:], reduction='sum').item()",
+        },
+    },
+    "ex22_pick": {
+        "wrong": {
+            "argmin": _P22 + "    v = [lp / b if normalise else lp for lp, b in scores]\n    return min(range(len(v)), key=v.__getitem__)",
+            "never normalised": _P22 + "    return max(range(len(scores)), key=lambda i: scores[i][0])",
+            "always normalised": _P22 + "    return max(range(len(scores)), key=lambda i: scores[i][0] / scores[i][1])",
+            "inverted flag": _P22 + "    v = [lp if normalise else lp / b for lp, b in scores]\n    return max(range(len(v)), key=v.__getitem__)",
+            "multiplied": _P22 + "    v = [lp * b if normalise else lp for lp, b in scores]\n    return max(range(len(v)), key=v.__getitem__)",
+            "the score": _P22 + "    v = [lp / b if normalise else lp for lp, b in scores]\n    return max(v)",
+            "one-based": _P22 + "    v = [lp / b if normalise else lp for lp, b in scores]\n    return max(range(len(v)), key=v.__getitem__) + 1",
+            "per byte minus": _P22 + "    v = [lp - b if normalise else lp for lp, b in scores]\n    return max(range(len(v)), key=v.__getitem__)",
+        },
+        "right": {
+            "sorted": _P22 + "    key = (lambda s: s[1][0] / s[1][1]) if normalise else (lambda s: s[1][0])\n"
+                      "    return sorted(enumerate(scores), key=key)[-1][0]",
+            "numpy": _P22 + "    import numpy as np\n    lp = np.array([s[0] for s in scores])\n    b = np.array([s[1] for s in scores])\n"
+                     "    return int(np.argmax(lp / b if normalise else lp))",
         },
     },
 }

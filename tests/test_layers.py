@@ -23,6 +23,7 @@ LAYERS = {  # module -> layer
     "cli_align": "faces",
     "cli": "faces", "cli_pretrain": "faces", "cli_chat": "faces", "cli_common": "faces", "server": "faces", "recipes": "faces",
     "doctor": "faces", "widgets": "faces", "plotting": "faces", "__main__": "faces",
+    "evaluation": "faces", "report": "faces", "pipeline": "faces", "cli_pipeline": "faces",  # notebook 22: they read checkpoints
 }
 MAY_IMPORT = {  # layer -> the layers it may import
     "base": {"base"},

@@ -132,7 +132,7 @@ def course(tmp_path_factory):
     # many students), 12 67 (before its grading run was shortened), 13 54, 10 45, 08 33, 07 30, 11 25, the
     # others 15-16; 14-16 train briefly under grading (course_lib.grading_run).
     groups = {course: [FIRST]}
-    for name, numbers in (("course_b", ("14", "12", "02", "03", "04", "19", "21")),
+    for name, numbers in (("course_b", ("14", "12", "02", "03", "04", "19", "21", "22")),
                           ("course_c", ("13", "10", "07", "05", "17", "20")),
                           ("course_d", ("08", "11", "15", "16", "06", "09", "18"))):
         copy_dir = tmp_path_factory.mktemp(name)

@@ -59,6 +59,17 @@ def test_checkpoint_round_trip(tmp_path, corpus):
     assert loaded.lm_head.weight is loaded.token_embedding.weight  # tying survives the round trip
 
 
+def test_a_tokenizer_larger_than_the_model_is_refused_at_save_time(tmp_path, corpus):
+    _, tokenizer, _ = corpus
+    small = GPT(GPTConfig(vocab_size=len(tokenizer) - 1, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    with pytest.raises(ValueError, match=f"the tokenizer has {len(tokenizer)} tokens but the model only {len(tokenizer) - 1}"):
+        save_checkpoint(tmp_path / "m.pt", small, tokenizer)
+    assert not (tmp_path / "m.pt").exists()
+    larger = GPT(GPTConfig(vocab_size=len(tokenizer) + 8, d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    save_checkpoint(tmp_path / "padded.pt", larger, tokenizer)  # spare rows are fine (GPT-2 pads its vocabulary)
+    assert load_checkpoint(tmp_path / "padded.pt")[0].config.vocab_size == len(tokenizer) + 8
+
+
 
 def test_checkpoint_refuses_other_files(tmp_path):
     for i, content in enumerate([b"not a checkpoint at all", b"hello", b"", bytes(range(256))]):
