@@ -194,7 +194,7 @@ def run_pipeline(out, preset="cpu", until="eval", redo=None, seed=0, device=None
     ctx = init_distributed(device)
     marker = read_marker(out) if ctx.is_main else None
     hashes = plan(p, seed)
-    if marker is not None and marker.get("preset") != preset and redo is None:
+    if marker is not None and marker.get("preset") != preset and redo != "tokenizer":  # never replace a run by accident
         raise PipelineError(f"--out {out} is a --preset {marker.get('preset')} run; continue it with that preset, "
                             f"or give --redo tokenizer to replace it with --preset {preset}")
     if ctx.is_main:

@@ -117,6 +117,7 @@ def test_bad_run_folders_and_names_are_one_line_each(finished, tmp_path, capsys)
         (["pipeline", "--preset", "tiny", "--out", str(a_file)], "is a file"),
         (["pipeline", "--preset", "tiny", "--out", str(garbage)], "not JSON"),
         (["pipeline", "--preset", "tiny", "--out", str(other_preset)], "--preset cpu run"),
+        (["pipeline", "--preset", "tiny", "--out", str(other_preset), "--redo", "rl"], "--preset cpu run"),
         (["pipeline", "--preset", "huge", "--out", str(tmp_path / "new")], "invalid choice: 'huge'"),
         (["pipeline", "--preset", "tiny", "--until", "deploy", "--out", str(tmp_path / "new")], "invalid choice: 'deploy'"),
     ]
