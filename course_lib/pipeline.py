@@ -219,7 +219,7 @@ def run_pipeline(out, preset="cpu", until="eval", redo=None, seed=0, device=None
             same = record.get("hash") == hashes[stage] and index < first_redo
             decision = [same and bool(record.get("done")) and (out / OUTPUTS[stage]).is_file(),
                         same and not record.get("done")]
-        if ctx.world_size > 1:
+        if ctx.world_size > 1 and stage == "pretrain":  # the one stage every process runs
             torch.distributed.broadcast_object_list(decision, src=0)
         done, resumable = decision
         if done:
