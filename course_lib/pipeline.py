@@ -457,7 +457,7 @@ def _eval_stage(out, p, seed, ctx, progress, log, resumable, marker, command):
         "pretrain_loss": {"title": "pretraining", "x": "step", "y": "loss (nats/token)",
                           "curves": {"train": (pretrain_history["step"], pretrain_history["loss"]),
                                      "held-out": (pretrain_history["val_step"], pretrain_history["val_loss"])}},
-        "sft_loss": {"title": "fine-tuning (assistant tokens)", "x": "step", "y": "loss (nats/token)",
+        "sft_loss": {"title": "fine-tuning: the loss of each source's batches", "x": "step", "y": "loss (nats/token)",
                      "curves": {name: ([s for s, n in zip(sft_history["step"], sft_history["source"]) if n == name],
                                        [x for x, n in zip(sft_history["loss"], sft_history["source"]) if n == name])
                                 for name in dict.fromkeys(sft_history["source"])}},
