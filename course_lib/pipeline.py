@@ -21,7 +21,6 @@ stage starts again. Changing a stage's settings (another preset) redoes it and e
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -136,12 +135,9 @@ def _hash(value):
 
 
 def _write_json(path, value):
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps(value, indent=1), encoding="utf-8")
-        os.replace(temporary, path)  # atomic: a crash never leaves half a marker
-    finally:
-        temporary.unlink(missing_ok=True)
+    from .report import atomic_write
+
+    atomic_write(path, json.dumps(value, indent=1))  # a crash never leaves half a marker
 
 
 def read_marker(out):

@@ -32,7 +32,8 @@ def machine():
             "platform": platform.platform(terse=True)}
 
 
-def _atomic_write(path, data):
+def atomic_write(path, data):
+    """Write ``data`` (str or bytes) to ``path`` through a temporary file and a rename: never half a file (notebook 22)."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -64,7 +65,7 @@ def plot_curves(path, curves, x_label, y_label, title):
 
     buffer = BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})  # no version stamp: the same bytes every run
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return Path(path)
 
 
@@ -132,13 +133,13 @@ def write_report(folder, title, columns, command=None, curves=None, samples=None
             lines += [f"**{sample['model']}** — {sample['prompt']}", "", "```",
                       sample["reply"].replace("```", "'''") or "(empty reply)", "```", ""]
     markdown = folder / "report.md"
-    _atomic_write(markdown, "\n".join(lines))
+    atomic_write(markdown, "\n".join(lines))
     figures = {"title": title, "command": command, "machine": where, "facts": facts or {}, "timings": timings or {},
                "models": {name: {"metrics": m, "notes": n} for name, (m, n) in columns.items()},
                "samples": samples or [], **(extra or {})}
     last_metrics = list(columns.values())[-1][0] if columns else {}
     figures.update({key: value for key, value in last_metrics.items() if key not in figures})
-    _atomic_write(folder / "report.json", json.dumps(_finite(figures), indent=1))
+    atomic_write(folder / "report.json", json.dumps(_finite(figures), indent=1))
     return markdown
 
 

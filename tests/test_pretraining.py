@@ -1,16 +1,12 @@
 """Pretraining on a token stream (notebook 12): schedule, decay groups, FLOPs, precision, accumulation,
 exact resume, and DDP on 2 CPU processes against one process."""
-import contextlib
 import math
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TIME_SCALE
+from conftest import TIME_SCALE, run_to_the_end
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.attention import recording_attention
@@ -273,14 +269,8 @@ def _train_cli(tmp_path, name, nproc, *extra):
     if nproc > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
                    "-m", "course_lib", *flags]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=120 * TIME_SCALE)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # torchrun's workers too, should it hang
-    assert process.returncode == 0, stderr[:2500] + "\n...\n" + stderr[-1500:]  # the failing rank's own error, then torchrun's
+    returncode, stdout, stderr = run_to_the_end(command, tmp_path, 120 * TIME_SCALE)
+    assert returncode == 0, stderr[:2500] + "\n...\n" + stderr[-1500:]  # the failing rank's own error, then torchrun's
     return stdout, torch.load(tmp_path / name, weights_only=True)
 
 
